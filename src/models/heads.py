@@ -1,0 +1,100 @@
+"""Classification heads: linear, MLP and the GMU paper's MaxoutMLP.
+
+A head maps a fused (or unimodal) representation of size ``in_dim`` to ``out_dim`` logits. Heads
+are built from plain dicts (``{"name": "maxout", "hidden_dim": 512, ...}``) so that they can live
+in a checkpoint's hyper-parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
+
+
+class Maxout(nn.Module):
+    """Maxout unit (Goodfellow et al. 2013): the max over ``num_pieces`` affine maps."""
+
+    def __init__(self, in_dim: int, out_dim: int, num_pieces: int) -> None:
+        super().__init__()
+        self.out_dim = out_dim
+        self.num_pieces = num_pieces
+        self.linear = nn.Linear(in_dim, out_dim * num_pieces)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pieces = self.linear(x).view(*x.shape[:-1], self.out_dim, self.num_pieces)
+        return pieces.max(dim=-1).values
+
+
+def _hidden_block(layer: nn.Module, dim: int, batch_norm: bool, dropout: float) -> list[nn.Module]:
+    block = [layer]
+    if batch_norm:
+        block.append(nn.BatchNorm1d(dim))
+    if dropout > 0:
+        block.append(nn.Dropout(dropout))
+    return block
+
+
+def mlp_head(
+    in_dim: int,
+    out_dim: int,
+    hidden_dims: list[int] = (512,),
+    activation: str = "relu",
+    dropout: float = 0.0,
+    batch_norm: bool = False,
+) -> nn.Sequential:
+    """Fully connected layers with an activation (and optional BN/dropout), then a linear output."""
+    layers: list[nn.Module] = []
+    dim = in_dim
+    for hidden in hidden_dims:
+        layers += _hidden_block(nn.Linear(dim, hidden), hidden, batch_norm, 0.0)
+        layers.append(ACTIVATIONS[activation]())
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        dim = hidden
+    layers.append(nn.Linear(dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+def maxout_head(
+    in_dim: int,
+    out_dim: int,
+    hidden_dim: int = 512,
+    num_layers: int = 2,
+    num_pieces: int = 2,
+    dropout: float = 0.5,
+    batch_norm: bool = True,
+) -> nn.Sequential:
+    """MaxoutMLP of Arevalo et al. 2017 (Sec. 4.1): ``num_layers`` maxout layers, then linear."""
+    layers: list[nn.Module] = []
+    dim = in_dim
+    for _ in range(num_layers):
+        layers += _hidden_block(Maxout(dim, hidden_dim, num_pieces), hidden_dim, batch_norm, dropout)
+        dim = hidden_dim
+    layers.append(nn.Linear(dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+def linear_head(in_dim: int, out_dim: int, dropout: float = 0.0) -> nn.Sequential:
+    """Logistic regression on the representation (optionally after dropout)."""
+    return nn.Sequential(nn.Dropout(dropout), nn.Linear(in_dim, out_dim)) if dropout > 0 else nn.Sequential(
+        nn.Linear(in_dim, out_dim)
+    )
+
+
+HEADS = {"linear": linear_head, "mlp": mlp_head, "maxout": maxout_head}
+
+
+def build_head(spec: Mapping[str, Any], in_dim: int, out_dim: int) -> nn.Module:
+    """Build the head named by ``spec["name"]`` with the remaining keys as its options."""
+    options = dict(spec)
+    name = options.pop("name", None)
+    if name not in HEADS:
+        raise ValueError(f"unknown head {name!r} in model.head; expected one of {sorted(HEADS)}")
+    if "hidden_dims" in options:
+        options["hidden_dims"] = list(options["hidden_dims"])
+    return HEADS[name](in_dim, out_dim, **options)

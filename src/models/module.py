@@ -1,0 +1,246 @@
+"""The one LightningModule: per-modality encoders -> fusion -> task loss, metrics and thresholds.
+
+It receives only plain values and dicts and builds its own submodules, so a checkpoint reloads with
+``FusionClassifier.load_from_checkpoint(path)`` under torch's weights-only unpickler.
+
+Protocol guarantees (see README "Evaluation protocol"):
+- predictions of a split are gathered over the whole epoch and all ranks, de-duplicated by sample
+  index (DistributedSampler pads), then scored once by :mod:`src.metrics`;
+- multilabel decision thresholds are tuned on the validation split during fitting only, stored in
+  the ``decision_thresholds`` buffer (hence in every checkpoint) and applied unchanged to test.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.utils import get_class, instantiate
+from lightning import LightningModule
+from torch import nn
+
+from src.metrics import MULTICLASS, MULTILABEL, REGRESSION, compute_metrics, multilabel_per_class, pearson
+from src.models.encoders import build_encoder
+from src.models.fusion import FusionOutput
+from src.models.losses import build_loss
+from src.thresholds import tune_thresholds
+
+CHECKPOINT_RUN_CONFIG_KEY = "mmfusion_run_config"
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean over time of (B, T, D) ``x`` using only steps where ``mask`` (B, T) is True."""
+    if mask is None:
+        return x.mean(1)
+    weights = mask.unsqueeze(-1).to(x.dtype)
+    return (x * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+
+
+class FusionClassifier(LightningModule):
+    """Encoders, fusion and head for one dataset's task; see the module docstring."""
+
+    def __init__(
+        self,
+        task: str,
+        num_outputs: int,
+        class_names: list[str],
+        modalities: Mapping[str, Mapping[str, Any]],
+        fusion: Mapping[str, Any],
+        head: Mapping[str, Any],
+        loss: Mapping[str, Any],
+        optimizer: Mapping[str, Any],
+        encoders: Mapping[str, Mapping[str, Any] | None] | None = None,
+        scheduler: Mapping[str, Any] | None = None,
+        thresholds: Mapping[str, Any] | None = None,
+        aux_loss_weight: float = 1.0,
+        max_weight_norm: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False)
+        encoders = encoders or {}
+        unknown = sorted(set(encoders) - set(modalities))
+        if unknown:
+            raise ValueError(f"model.encoders names modalities {unknown} that the dataset lacks; it has {sorted(modalities)}")
+        self.encoders = nn.ModuleDict(
+            {m: build_encoder(encoders.get(m), spec["shape"], spec["kind"]) for m, spec in modalities.items()}
+        )
+        fusion_options = dict(fusion)
+        fusion_cls = get_class(fusion_options.pop("_target_"))
+        self.fusion = fusion_cls(
+            input_dims={m: e.out_dim for m, e in self.encoders.items()},
+            num_outputs=num_outputs,
+            head=dict(head),
+            **fusion_options,
+        )
+        self.criterion = build_loss(loss, task, num_outputs)
+        self.threshold_cfg = {"strategy": "fixed", "value": 0.5, "metric": "f1_micro", **(thresholds or {})}
+        self.register_buffer("decision_thresholds", torch.full((num_outputs,), float(self.threshold_cfg["value"])))
+        self.run_config: dict[str, Any] | None = None
+        self.output_dir: Path | None = None
+        self._epoch_outputs: dict[str, list[dict[str, torch.Tensor]]] = defaultdict(list)
+
+    # ----------------------------------------------------------------------------------- model
+    def forward(self, batch: Mapping[str, Any]) -> FusionOutput:
+        features, masks = {}, {}
+        accepts_sequences = getattr(self.fusion, "accepts_sequences", False)
+        for modality, encoder in self.encoders.items():
+            mask = batch.get(f"{modality}_mask")
+            feature = encoder(batch[modality], mask)
+            if encoder.returns_sequence and not accepts_sequences:
+                feature = masked_mean(feature, mask)
+            features[modality] = feature
+            masks[modality] = mask
+        return self.fusion(features, masks)
+
+    def predict_scores(self, logits: torch.Tensor) -> torch.Tensor:
+        """Probabilities for classification, the raw outputs for regression."""
+        task = self.hparams.task
+        if task == MULTILABEL:
+            return torch.sigmoid(logits)
+        if task == MULTICLASS:
+            return torch.softmax(logits, dim=-1)
+        return logits
+
+    def _loss(self, output: FusionOutput, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        main = self.criterion(output.logits, labels)
+        parts = {"loss_main": main}
+        total = main
+        for modality, aux in output.aux_logits.items():
+            parts[f"loss_{modality}"] = self.criterion(aux, labels)
+            total = total + self.hparams.aux_loss_weight * parts[f"loss_{modality}"]
+        return total, parts
+
+    # -------------------------------------------------------------------------------- training
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
+        output = self(batch)
+        loss, parts = self._loss(output, batch["labels"])
+        batch_size = batch["labels"].shape[0]
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch_size, sync_dist=True)
+        if len(parts) > 1:
+            self.log_dict({f"train/{k}": v for k, v in parts.items()}, on_epoch=True, batch_size=batch_size, sync_dist=True)
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """Max-norm constraint on every linear unit's incoming weights (Arevalo et al. 2017, Sec. 4.1)."""
+        if self.hparams.max_weight_norm is None:
+            return
+        with torch.no_grad():
+            for module in self.modules():
+                if isinstance(module, nn.Linear):
+                    module.weight.renorm_(p=2, dim=0, maxnorm=self.hparams.max_weight_norm)
+
+    def _eval_step(self, stage: str, batch: Mapping[str, Any]) -> None:
+        output = self(batch)
+        loss, _ = self._loss(output, batch["labels"])
+        self.log(f"{stage}/loss", loss, on_epoch=True, batch_size=batch["labels"].shape[0], sync_dist=True)
+        record = {
+            "scores": self.predict_scores(output.logits).detach().float(),
+            "targets": batch["labels"].detach(),
+            "index": batch["index"].detach(),
+        }
+        if stage == "test":
+            record.update({f"interpret/{k}": v.detach().float() for k, v in output.interpret.items()})
+            record.update({k: v for k, v in batch.items() if k.startswith("latent") and torch.is_tensor(v)})
+        self._epoch_outputs[stage].append(record)
+
+    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        self._eval_step("val", batch)
+
+    def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        self._eval_step("test", batch)
+
+    def _gather_epoch(self, stage: str) -> dict[str, np.ndarray]:
+        """Concatenate the epoch's records over batches and ranks; drop sampler padding by index."""
+        records = self._epoch_outputs.pop(stage, [])
+        if not records:
+            return {}
+        merged = {k: torch.cat([r[k] for r in records]) for k in records[0]}
+        if self.trainer.world_size > 1:
+            merged = {k: self.all_gather(v).flatten(0, 1) for k, v in merged.items()}
+        _, first = np.unique(merged["index"].cpu().numpy(), return_index=True)
+        return {k: v.cpu().numpy()[first] for k, v in merged.items()}
+
+    def _score(self, stage: str, gathered: Mapping[str, np.ndarray]) -> dict[str, float]:
+        task = self.hparams.task
+        scores, targets = gathered["scores"], gathered["targets"]
+        if task == MULTILABEL:
+            if stage == "val" and self.trainer.state.fn == "fit" and not self.trainer.sanity_checking:
+                tuned = tune_thresholds(scores, targets, **self.threshold_cfg)
+                self.decision_thresholds.copy_(torch.as_tensor(tuned, dtype=self.decision_thresholds.dtype))
+            return compute_metrics(task, scores, targets, self.decision_thresholds.cpu().numpy())
+        if task == REGRESSION:
+            return compute_metrics(task, scores.squeeze(-1), targets.squeeze(-1))
+        return compute_metrics(task, scores, targets)
+
+    def on_validation_epoch_end(self) -> None:
+        gathered = self._gather_epoch("val")
+        if gathered:
+            self.log_dict({f"val/{k}": v for k, v in self._score("val", gathered).items()}, prog_bar=False)
+
+    def on_test_epoch_end(self) -> None:
+        gathered = self._gather_epoch("test")
+        if not gathered:
+            return
+        metrics = {f"test/{k}": v for k, v in self._score("test", gathered).items()}
+        gates = gathered.get("interpret/gates")
+        if gates is not None and "latent" in gathered:
+            metrics["test/gate_corr_latent"] = pearson(gates[:, 0].reshape(len(gates), -1).mean(1), gathered["latent"])
+        self.log_dict(metrics)
+        if self.trainer.is_global_zero and self.output_dir is not None:
+            self._write_test_artifacts(gathered)
+
+    # ----------------------------------------------------------------------------- artifacts
+    def _write_test_artifacts(self, gathered: Mapping[str, np.ndarray]) -> None:
+        out = Path(self.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        class_names = list(self.hparams.class_names)
+        thresholds = self.decision_thresholds.cpu().numpy()
+        if self.hparams.task == MULTILABEL:
+            (out / "thresholds.json").write_text(
+                json.dumps({"strategy": self.threshold_cfg["strategy"], "thresholds": dict(zip(class_names, thresholds.tolist()))}, indent=2)
+            )
+            rows = multilabel_per_class(gathered["scores"], gathered["targets"], thresholds, class_names)
+            with open(out / "per_class_test.csv", "w", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
+        ids = self._sample_ids(gathered["index"])
+        interpret = {k.split("/", 1)[1]: v for k, v in gathered.items() if k.startswith("interpret/")}
+        if interpret:
+            np.savez_compressed(out / "interpret_test.npz", ids=np.asarray(ids), modalities=np.asarray(self.fusion.modalities), **interpret)
+        learned = self.fusion.interpretation()
+        if learned:
+            (out / "interpretation.json").write_text(json.dumps(learned, indent=2))
+
+    def _sample_ids(self, indices: np.ndarray) -> list[str]:
+        dataset = self.trainer.test_dataloaders.dataset
+        return [dataset.ids[i] for i in indices.tolist()]
+
+    # ---------------------------------------------------------------------------- optimisers
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = instantiate(dict(self.hparams.optimizer), params=self.parameters())
+        if not self.hparams.scheduler:
+            return {"optimizer": optimizer}
+        options = dict(self.hparams.scheduler)
+        lr_scheduler = {
+            "interval": options.pop("interval", "epoch"),
+            "frequency": options.pop("frequency", 1),
+        }
+        monitor = options.pop("monitor", None)
+        if monitor:
+            lr_scheduler["monitor"] = monitor
+        lr_scheduler["scheduler"] = instantiate(options, optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": lr_scheduler}
+
+    # ---------------------------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CHECKPOINT_RUN_CONFIG_KEY] = self.run_config
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.run_config = checkpoint.get(CHECKPOINT_RUN_CONFIG_KEY)

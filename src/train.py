@@ -1,0 +1,130 @@
+"""``python -m src.train [group=option ...] [key=value ...]``: fit, select on validation, test once.
+
+Outputs in the run directory: ``config.yaml`` (resolved), ``metrics.json`` (``val/*`` and ``test/*``
+of the checkpoint selected on validation), ``checkpoints/`` (best and last), ``thresholds.json`` and
+``per_class_test.csv`` (multilabel), ``interpret_test.npz`` / ``interpretation.json`` when the
+fusion exposes gates or weights, and the loggers' folders.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+import src  # noqa: F401  (registers the config resolvers)
+from src.data.base import FusionDataModule
+from src.metrics import DEFAULT_MONITOR, MULTICLASS, MULTILABEL, REGRESSION
+from src.models.losses import neg_pos_ratio
+from src.utils.run import (
+    flatten,
+    instantiate_group,
+    print_metrics_table,
+    run_job,
+    to_plain,
+    write_metrics,
+)
+
+log = logging.getLogger("mmfusion")
+
+DEFAULT_LOSS = {MULTILABEL: "bce", MULTICLASS: "cross_entropy", REGRESSION: "l1"}
+
+
+def resolve_data_dependent(cfg: DictConfig, datamodule: FusionDataModule) -> None:
+    """Fill the ``auto`` settings that depend on the dataset: monitor, loss, pos_weight."""
+    metric, mode = DEFAULT_MONITOR[datamodule.task]
+    with open_dict(cfg):
+        if cfg.seed is None:
+            cfg.seed = random.SystemRandom().randrange(2**31)
+        if cfg.monitor.metric == "auto":
+            cfg.monitor.metric = metric
+        if cfg.monitor.mode == "auto":
+            cfg.monitor.mode = mode if cfg.monitor.metric == metric else ("min" if cfg.monitor.metric.endswith("loss") else "max")
+        if cfg.model.loss.name == "auto":
+            cfg.model.loss.name = DEFAULT_LOSS[datamodule.task]
+        if cfg.model.loss.get("pos_weight") == "neg_pos_ratio":
+            counts, n = datamodule.train_label_counts()
+            cfg.model.loss.pos_weight = neg_pos_ratio(counts, n)
+        if HydraConfig.get().mode == RunMode.MULTIRUN and cfg.trainer.get("strategy") == "ddp":
+            # `ddp` re-executes sys.argv in every rank, which would re-run the whole sweep.
+            log.warning("multirun: trainer.strategy ddp -> ddp_spawn (ranks must not re-launch the sweep)")
+            cfg.trainer.strategy = "ddp_spawn"
+
+
+def build_model(cfg: DictConfig, datamodule: FusionDataModule) -> L.LightningModule:
+    """The LightningModule from plain values: data-derived fields, then ``cfg.model``."""
+    options: dict[str, Any] = to_plain(cfg.model)
+    target = options.pop("_target_")
+    overrides = {m: spec for m, spec in (options.pop("encoders") or {}).items() if spec}
+    encoders = {**datamodule.default_encoders, **overrides}
+    return get_class(target)(
+        task=datamodule.task,
+        num_outputs=datamodule.num_outputs,
+        class_names=list(datamodule.class_names),
+        modalities=datamodule.modalities,
+        encoders=encoders,
+        **options,
+    )
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit on train, select on validation, then evaluate the selected checkpoint on val and test."""
+    output_dir = Path(cfg.paths.output_dir)
+    datamodule: FusionDataModule = instantiate(cfg.data)
+    resolve_data_dependent(cfg, datamodule)
+    L.seed_everything(cfg.seed, workers=True)
+
+    model = build_model(cfg, datamodule)
+    run_config = to_plain(cfg)
+    model.run_config = run_config
+    model.output_dir = output_dir
+    output_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(OmegaConf.create(run_config), output_dir / "config.yaml")
+
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    loggers = instantiate_group(cfg.get("logger"))
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    for logger in loggers:
+        logger.log_hyperparams(flatten(run_config))
+
+    ckpt_path = None
+    if cfg.train:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        ckpt_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else None
+        if not ckpt_path:
+            log.warning("no best checkpoint (no checkpoint callback or no validation): evaluating the final weights")
+            ckpt_path = None
+        else:
+            log.info("selected on %s: %s", cfg.monitor.metric, ckpt_path)
+    elif cfg.get("ckpt_path"):
+        ckpt_path = cfg.ckpt_path
+
+    metrics: dict[str, float] = {}
+    for result in trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False):
+        metrics.update(result)
+    if cfg.test:
+        for result in trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False):
+            metrics.update(result)
+    metrics = {k: float(v) for k, v in metrics.items()}
+    if trainer.is_global_zero:
+        write_metrics(output_dir / "metrics.json", metrics)
+        print_metrics_table(metrics, output_dir, title=f"{cfg.fusion._target_.rsplit('.', 1)[-1]} on {type(datamodule).__name__}")
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    metrics = run_job(train, cfg)
+    return metrics.get(cfg.get("optimized_metric") or cfg.monitor.metric)
+
+
+if __name__ == "__main__":
+    main()
