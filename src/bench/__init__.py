@@ -1,0 +1,1 @@
+"""Benchmarks (``python -m src.bench <suite> [options]``); speed targets live here, not in tests."""

@@ -1,0 +1,51 @@
+"""Test helpers: compose configs like the CLI does, and run the CLI in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+import src  # noqa: F401  (resolvers)
+from src.utils.resolvers import REPO_ROOT
+
+CONF_DIR = str(REPO_ROOT / "conf")
+
+
+def compose_train(overrides: list[str], run_dir: Path, config_name: str = "train") -> DictConfig:
+    """The config ``python -m src.train <overrides>`` would run with, output dir set to ``run_dir``."""
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(run_dir)
+        cfg.paths.log_dir = str(run_dir / "logs")
+        del cfg.hydra
+    return cfg
+
+
+def run_cli(module: str, args: list[str], cwd: Path | None = None, timeout: int = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``python -m <module> <args>`` from the repo root; raises with the output when it fails."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd or REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+    )
+    return proc
+
+
+def train_cli(run_dir: Path, *overrides: str, check: bool = True, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``python -m src.train`` into ``run_dir`` and return its metrics.json."""
+    proc = run_cli("src.train", [f"hydra.run.dir={run_dir}", "logger=csv", *overrides], env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"src.train failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return json.loads((run_dir / "metrics.json").read_text())
