@@ -82,7 +82,9 @@ def _nanmean(values: np.ndarray) -> float:
     return float(values[valid].mean()) if valid.any() else float("nan")
 
 
-def multilabel_metrics(probs: np.ndarray, targets: np.ndarray, thresholds: np.ndarray | float) -> dict[str, float]:
+def multilabel_metrics(
+    probs: np.ndarray, targets: np.ndarray, thresholds: np.ndarray | float
+) -> dict[str, float]:
     """Threshold-dependent and ranking metrics of a multilabel task.
 
     ``probs`` and ``targets`` are (N, C); ``thresholds`` is a scalar or (C,); a label is predicted
