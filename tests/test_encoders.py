@@ -13,7 +13,14 @@ import torch
 from omegaconf import OmegaConf
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from src.features.audio import hz_to_mel, linear_spectrogram, log_mel_spectrogram, mel_filterbank, mel_to_hz, pad_or_crop
+from src.features.audio import (
+    hz_to_mel,
+    linear_spectrogram,
+    log_mel_spectrogram,
+    mel_filterbank,
+    mel_to_hz,
+    pad_or_crop,
+)
 from src.models.encoders.audio import SpectrogramEncoder
 from src.models.encoders.base import WeightsUnavailableError, build_encoder
 from src.models.encoders.image import ConvEncoder, ImageAugment, TimmEncoder
@@ -27,17 +34,28 @@ VECTORS = np.arange(15, dtype=np.float32).reshape(5, 3) / 10 - 0.5
 
 
 def write_glove(path: Path) -> Path:
-    path.write_text("".join(f"{w} {' '.join(repr(float(v)) for v in row)}\n" for w, row in zip(WORDS, VECTORS)))
+    path.write_text(
+        "".join(
+            f"{w} {' '.join(repr(float(v)) for v in row)}\n" for w, row in zip(WORDS, VECTORS, strict=True)
+        )
+    )
     return path
 
 
 def write_word2vec_text(path: Path) -> Path:
-    path.write_text(f"{len(WORDS)} 3\n" + "".join(f"{w} {' '.join(repr(float(v)) for v in row)}\n" for w, row in zip(WORDS, VECTORS)))
+    path.write_text(
+        f"{len(WORDS)} 3\n"
+        + "".join(
+            f"{w} {' '.join(repr(float(v)) for v in row)}\n" for w, row in zip(WORDS, VECTORS, strict=True)
+        )
+    )
     return path
 
 
 def write_word2vec_binary(path: Path) -> Path:
-    body = b"".join(w.encode() + b" " + struct.pack("<3f", *row) + b"\n" for w, row in zip(WORDS, VECTORS))
+    body = b"".join(
+        w.encode() + b" " + struct.pack("<3f", *row) + b"\n" for w, row in zip(WORDS, VECTORS, strict=True)
+    )
     path.write_bytes(f"{len(WORDS)} 3\n".encode() + body)
     return path
 
@@ -48,7 +66,10 @@ def glove(tmp_path: Path) -> Path:
 
 
 # ------------------------------------------------------------------------------ word vectors
-@pytest.mark.parametrize("writer,name", [(write_glove, "v.txt"), (write_word2vec_text, "w2v.txt"), (write_word2vec_binary, "w2v.bin")])
+@pytest.mark.parametrize(
+    "writer,name",
+    [(write_glove, "v.txt"), (write_word2vec_text, "w2v.txt"), (write_word2vec_binary, "w2v.bin")],
+)
 def test_word_vector_formats_load_the_same_table(tmp_path, writer, name):
     path = writer(tmp_path / name)
     loaded = load_word_vectors(str(path))
@@ -94,7 +115,12 @@ def test_mean_word_vectors_on_embedded_sequences_respects_mask(glove):
     np.testing.assert_allclose(out[1].numpy(), VECTORS[:4].mean(0), atol=1e-6)
 
 
-TRAIN = ["a thriller about a detective", "a romance in paris", "the detective chases a killer", "love and loss in rome"]
+TRAIN = [
+    "a thriller about a detective",
+    "a romance in paris",
+    "the detective chases a killer",
+    "love and loss in rome",
+]
 TEST = ["a killer in paris", "zzzz qqqq"]
 
 
@@ -106,8 +132,10 @@ def test_tfidf_matches_sklearn_fitted_on_train_only(analyzer, ngrams):
     encoder.fit(TRAIN)
     ours = encoder(TEST).numpy()
     options = {"tokenizer": tokenize, "token_pattern": None} if analyzer == "word" else {}
-    reference = TfidfVectorizer(analyzer=analyzer, ngram_range=ngrams, **options).fit(TRAIN).transform(TEST).toarray()
-    for row_ours, row_ref in zip(ours, reference):
+    reference = (
+        TfidfVectorizer(analyzer=analyzer, ngram_range=ngrams, **options).fit(TRAIN).transform(TEST).toarray()
+    )
+    for row_ours, row_ref in zip(ours, reference, strict=True):
         np.testing.assert_allclose(np.sort(row_ours[row_ours > 0]), np.sort(row_ref[row_ref > 0]), rtol=1e-5)
     assert ours[1].sum() == 0  # only unseen n-grams: the training vocabulary does not know them
     reloaded = TfidfEncoder([], "text", analyzer=analyzer, ngram_range=ngrams, max_features=500, n_hash=2**22)
@@ -118,14 +146,18 @@ def test_tfidf_matches_sklearn_fitted_on_train_only(analyzer, ngrams):
 @pytest.mark.parametrize("pooling", ["last", "mean", "max", "attention"])
 def test_rnn_pooling_ignores_padded_steps(pooling):
     torch.manual_seed(0)
-    encoder = RNNEncoder([6, 3], "sequence", vectors=None, hidden_dim=4, pooling=pooling, bidirectional=True).eval()
+    encoder = RNNEncoder(
+        [6, 3], "sequence", vectors=None, hidden_dim=4, pooling=pooling, bidirectional=True
+    ).eval()
     x = torch.randn(2, 4, 3)
     mask = torch.tensor([[True, True, True, False], [True, True, False, False]])
     longer = torch.cat([x, 100 * torch.randn(2, 2, 3)], dim=1)
     longer[:, 3:4] = 100.0  # garbage in padded steps
     longer_mask = torch.cat([mask, torch.zeros(2, 2, dtype=torch.bool)], dim=1)
     x = x.masked_fill(~mask.unsqueeze(-1), 0.0)
-    np.testing.assert_allclose(encoder(x, mask).detach().numpy(), encoder(longer, longer_mask).detach().numpy(), atol=1e-5)
+    np.testing.assert_allclose(
+        encoder(x, mask).detach().numpy(), encoder(longer, longer_mask).detach().numpy(), atol=1e-5
+    )
     assert encoder(x, mask).shape == (2, 8)
 
 
@@ -152,7 +184,9 @@ def test_transformer_missing_model_fails_with_instructions(tmp_path):
 def test_sinusoidal_positions_known_values():
     table = sinusoidal_positions(3, 4)
     np.testing.assert_allclose(table[0].numpy(), [0, 1, 0, 1])
-    np.testing.assert_allclose(table[2].numpy(), [math.sin(2), math.cos(2), math.sin(2 / 100), math.cos(2 / 100)], atol=1e-6)
+    np.testing.assert_allclose(
+        table[2].numpy(), [math.sin(2), math.cos(2), math.sin(2 / 100), math.cos(2 / 100)], atol=1e-6
+    )
 
 
 def test_sequence_projection_shapes_and_masks():
@@ -174,9 +208,19 @@ def test_sequence_projection_shapes_and_masks():
 def test_conv_encoders_of_the_papers_have_the_papers_shapes():
     gmu = ConvEncoder([3, 100, 80], "image", input_size=[160, 256])
     assert gmu.out_dim == 16 * 5 * 8 and gmu(torch.rand(2, 3, 100, 80)).shape == (2, 640)
-    lenet = ConvEncoder([1, 8, 8], "image", channels=[6, 16], kernels=[5, 5], batch_norm=True, dropout=0.5, fc_dims=[120, 84])
+    lenet = ConvEncoder(
+        [1, 8, 8], "image", channels=[6, 16], kernels=[5, 5], batch_norm=True, dropout=0.5, fc_dims=[120, 84]
+    )
     assert lenet(torch.rand(4, 1, 8, 8)).shape == (4, 84)
-    cnn4 = ConvEncoder([3, 32, 32], "image", channels=[64, 128, 256, 512], kernels=[3] * 4, batch_norm=True, global_pool="avg", dropout=0.7)
+    cnn4 = ConvEncoder(
+        [3, 32, 32],
+        "image",
+        channels=[64, 128, 256, 512],
+        kernels=[3] * 4,
+        batch_norm=True,
+        global_pool="avg",
+        dropout=0.7,
+    )
     assert cnn4.out_dim == 512 and cnn4(torch.rand(2, 3, 32, 32)).shape == (2, 512)
     with pytest.raises(ValueError, match=r"\[8, 8\] input vanishes"):
         ConvEncoder([1, 8, 8], "image", channels=[6, 16], kernels=[5, 5], padding="valid")
@@ -220,7 +264,9 @@ def test_spectrogram_peak_at_the_tone_and_numpy_round_trip():
     assert set(power.argmax(0)[2:-2].tolist()) == {1000 * n_fft // sample_rate}
     mel = log_mel_spectrogram(torch.tensor(wave), sample_rate, n_fft=n_fft, hop_length=64, n_mels=40)
     assert torch.is_tensor(mel) and mel.shape == (40, 63)
-    np.testing.assert_array_equal(log_mel_spectrogram(wave, sample_rate, n_mels=40), log_mel_spectrogram(wave, sample_rate, n_mels=40))
+    np.testing.assert_array_equal(
+        log_mel_spectrogram(wave, sample_rate, n_mels=40), log_mel_spectrogram(wave, sample_rate, n_mels=40)
+    )
     assert mel.max() - mel.min() <= 80.0 + 1e-4
 
 
@@ -235,13 +281,18 @@ def test_mel_filterbank_triangles():
 
 def test_spectrogram_encoder_ignores_batch_padding():
     torch.manual_seed(0)
-    encoder = SpectrogramEncoder([2000], "sequence", n_mels=16, frames=16, cnn={"channels": [4], "kernels": [3], "fc_dims": [8]}).eval()
+    encoder = SpectrogramEncoder(
+        [2000], "sequence", n_mels=16, frames=16, cnn={"channels": [4], "kernels": [3], "fc_dims": [8]}
+    ).eval()
     wave = torch.randn(1, 1500)
     alone = encoder(wave, torch.ones(1, 1500, dtype=torch.bool))
     padded = torch.cat([wave, torch.randn(1, 500)], dim=1)
     mask = torch.arange(2000)[None] < 1500
     torch.testing.assert_close(encoder(padded, mask), alone)
-    assert pad_or_crop(np.zeros((2, 3)), 5).shape == (2, 5) and pad_or_crop(torch.zeros(2, 9), 5).shape == (2, 5)
+    assert pad_or_crop(np.zeros((2, 3)), 5).shape == (2, 5) and pad_or_crop(torch.zeros(2, 9), 5).shape == (
+        2,
+        5,
+    )
 
 
 # -------------------------------------------------------------------------------- configs

@@ -16,7 +16,14 @@ from tests.helpers import train_cli
 from tests.test_encoders import write_glove
 
 TEXTS = {
-    "train": ["a detective hunts a killer", "lovers meet in paris", "the police chase a thief", "a wedding in rome", "murder at night", "a kiss at dawn"],
+    "train": [
+        "a detective hunts a killer",
+        "lovers meet in paris",
+        "the police chase a thief",
+        "a wedding in rome",
+        "murder at night",
+        "a kiss at dawn",
+    ],
     "val": ["a killer in the city", "love in venice"],
     "test": ["bank robbery gone wrong zzz", "romance blooms qqq"],
 }
@@ -41,7 +48,10 @@ class TinyTextData(FusionDataModule):
     def __init__(self) -> None:
         super().__init__(batch_size=4)
         self.class_names = ["crime", "romance"]
-        self.modalities = {"text": {"shape": [], "kind": "text"}, "image": {"shape": [1, 8, 8], "kind": "image"}}
+        self.modalities = {
+            "text": {"shape": [], "kind": "text"},
+            "image": {"shape": [1, 8, 8], "kind": "image"},
+        }
 
     def load_split(self, split: str) -> SampleDataset:
         texts = TEXTS[split]
@@ -64,13 +74,22 @@ def make_model(text_encoder: dict[str, Any]) -> FusionClassifier:
         head={"name": "linear"},
         loss={"name": "cross_entropy"},
         optimizer={"_target_": "torch.optim.Adam", "lr": 0.01},
-        encoders={"text": text_encoder, "image": {"_target_": "src.models.encoders.image.ConvEncoder", "channels": [4], "kernels": [3]}},
+        encoders={
+            "text": text_encoder,
+            "image": {"_target_": "src.models.encoders.image.ConvEncoder", "channels": [4], "kernels": [3]},
+        },
     )
 
 
 def fit(model: FusionClassifier) -> TinyTextData:
     data = TinyTextData()
-    Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False).fit(model, datamodule=data)
+    Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    ).fit(model, datamodule=data)
     return data
 
 
@@ -87,7 +106,12 @@ def test_tfidf_is_fitted_on_the_training_split_only_when_fitting_starts():
 
 def test_token_sequences_are_pooled_with_the_encoders_own_mask(tmp_path):
     glove = write_glove(tmp_path / "glove.txt")
-    spec = {"_target_": "src.models.encoders.text.RNNEncoder", "vectors": str(glove), "hidden_dim": 4, "return_sequence": True}
+    spec = {
+        "_target_": "src.models.encoders.text.RNNEncoder",
+        "vectors": str(glove),
+        "hidden_dim": 4,
+        "return_sequence": True,
+    }
     model = make_model(spec)
     fit(model)
     model.eval()

@@ -14,7 +14,9 @@ from src.models.encoders.image import TimmEncoder
 from src.models.encoders.text import MeanWordVectors, TransformerEncoder
 
 CRIME_1 = "A hardened detective hunts a serial killer through the city while the police department covers up a murder."
-CRIME_2 = "After a bank robbery goes wrong, the gang turns on each other as an FBI agent closes in on the thieves."
+CRIME_2 = (
+    "After a bank robbery goes wrong, the gang turns on each other as an FBI agent closes in on the thieves."
+)
 ROMANCE = "Two strangers meet on a train to Paris, fall deeply in love, and must decide whether to marry."
 DAISY = 985  # ImageNet class index of 'daisy'
 

@@ -25,12 +25,23 @@ def _out(tensor: torch.Tensor, is_numpy: bool) -> np.ndarray | torch.Tensor:
     return tensor.numpy() if is_numpy else tensor
 
 
-def power_spectrogram(wave: np.ndarray | torch.Tensor, n_fft: int = 256, hop_length: int = 64, win_length: int | None = None) -> torch.Tensor:
+def power_spectrogram(
+    wave: np.ndarray | torch.Tensor, n_fft: int = 256, hop_length: int = 64, win_length: int | None = None
+) -> torch.Tensor:
     """|STFT|^2 of a (N,) or (B, N) waveform: (F, T) or (B, F, T) with F = n_fft // 2 + 1."""
     tensor, _ = _as_tensor(wave)
     window = torch.hann_window(win_length or n_fft, device=tensor.device)
     pad_mode = "reflect" if tensor.shape[-1] > n_fft // 2 else "constant"
-    stft = torch.stft(tensor, n_fft, hop_length, win_length or n_fft, window=window, center=True, pad_mode=pad_mode, return_complex=True)
+    stft = torch.stft(
+        tensor,
+        n_fft,
+        hop_length,
+        win_length or n_fft,
+        window=window,
+        center=True,
+        pad_mode=pad_mode,
+        return_complex=True,
+    )
     return stft.abs() ** 2
 
 
@@ -42,11 +53,15 @@ def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
     return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
 
 
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> torch.Tensor:
+def mel_filterbank(
+    sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None
+) -> torch.Tensor:
     """(n_mels, n_fft // 2 + 1) triangular filters (height 1 at their centre), centres equally spaced in mel."""
     fmax = sample_rate / 2 if fmax is None else fmax
     if not 0 <= fmin < fmax <= sample_rate / 2:
-        raise ValueError(f"mel range must satisfy 0 <= fmin < fmax <= sample_rate/2, got fmin={fmin}, fmax={fmax}, sr={sample_rate}")
+        raise ValueError(
+            f"mel range must satisfy 0 <= fmin < fmax <= sample_rate/2, got fmin={fmin}, fmax={fmax}, sr={sample_rate}"
+        )
     edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
     freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
     lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
@@ -64,7 +79,11 @@ def to_decibels(power: torch.Tensor, floor: float = 1e-10, top_db: float | None 
 
 
 def linear_spectrogram(
-    wave: np.ndarray | torch.Tensor, n_fft: int = 256, hop_length: int = 64, log: bool = True, top_db: float | None = 80.0
+    wave: np.ndarray | torch.Tensor,
+    n_fft: int = 256,
+    hop_length: int = 64,
+    log: bool = True,
+    top_db: float | None = 80.0,
 ) -> np.ndarray | torch.Tensor:
     """Power spectrogram (F, T) or (B, F, T), in decibels when ``log``."""
     tensor, is_numpy = _as_tensor(wave)
@@ -89,7 +108,9 @@ def log_mel_spectrogram(
     return _out(to_decibels(mel, top_db=top_db), is_numpy)
 
 
-def pad_or_crop(spec: np.ndarray | torch.Tensor, frames: int, value: float | None = None) -> np.ndarray | torch.Tensor:
+def pad_or_crop(
+    spec: np.ndarray | torch.Tensor, frames: int, value: float | None = None
+) -> np.ndarray | torch.Tensor:
     """Fix the last (time) axis to ``frames``: crop the end or pad with ``value`` (default: the minimum)."""
     length = spec.shape[-1]
     if length >= frames:
@@ -98,4 +119,6 @@ def pad_or_crop(spec: np.ndarray | torch.Tensor, frames: int, value: float | Non
     if torch.is_tensor(spec):
         pad = torch.full((*spec.shape[:-1], frames - length), fill, dtype=spec.dtype, device=spec.device)
         return torch.cat([spec, pad], dim=-1)
-    return np.concatenate([spec, np.full((*spec.shape[:-1], frames - length), fill, dtype=spec.dtype)], axis=-1)
+    return np.concatenate(
+        [spec, np.full((*spec.shape[:-1], frames - length), fill, dtype=spec.dtype)], axis=-1
+    )

@@ -46,10 +46,24 @@ class SpectrogramEncoder(Encoder):
     def spectrogram(self, wave: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """(B, 1, n_mels, frames), each sample from its own real samples only (batch padding cannot leak in)."""
         wave = wave.float().reshape(wave.shape[0], -1)
-        lengths = [wave.shape[1]] * wave.shape[0] if mask is None else mask.reshape(mask.shape[0], -1).sum(1).tolist()
+        lengths = (
+            [wave.shape[1]] * wave.shape[0]
+            if mask is None
+            else mask.reshape(mask.shape[0], -1).sum(1).tolist()
+        )
         specs = [
-            pad_or_crop(log_mel_spectrogram(w[: int(n)], self.sample_rate, self.n_fft, self.hop_length, self.n_mels, top_db=self.top_db), self.frames)
-            for w, n in zip(wave, lengths)
+            pad_or_crop(
+                log_mel_spectrogram(
+                    w[: int(n)],
+                    self.sample_rate,
+                    self.n_fft,
+                    self.hop_length,
+                    self.n_mels,
+                    top_db=self.top_db,
+                ),
+                self.frames,
+            )
+            for w, n in zip(wave, lengths, strict=True)
         ]
         return torch.stack(specs).unsqueeze(1)
 

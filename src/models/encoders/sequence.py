@@ -44,9 +44,13 @@ class SequenceProjection(Encoder):
     ) -> None:
         super().__init__(input_shape, kind)
         if kind != "sequence" or len(self.input_shape) != 2:
-            raise ValueError(f"SequenceProjection needs a (T, D) sequence modality, got kind {kind!r} shape {list(input_shape)}")
+            raise ValueError(
+                f"SequenceProjection needs a (T, D) sequence modality, got kind {kind!r} shape {list(input_shape)}"
+            )
         if kernel_size % 2 != 1:
-            raise ValueError(f"SequenceProjection kernel_size must be odd to keep the length, got {kernel_size}")
+            raise ValueError(
+                f"SequenceProjection kernel_size must be odd to keep the length, got {kernel_size}"
+            )
         self.conv = nn.Conv1d(self.input_shape[1], d_model, kernel_size, padding=kernel_size // 2, bias=False)
         self.positions, self.dropout = positions, dropout
         self.scale = math.sqrt(d_model) if scale else 1.0

