@@ -32,6 +32,7 @@ def test_minilm_puts_crime_plots_together():
     assert float(crime_1 @ crime_2) > float(crime_1 @ romance) + 0.1
     assert float(crime_1 @ crime_2) > float(crime_2 @ romance) + 0.1
     assert not crime_1.requires_grad and not any(p.requires_grad for p in encoder.parameters())
+    assert encoder.cacheable
     weights = encoder.directory / "model.safetensors"
     assert encoder.provenance["sha256"] == {"model.safetensors": sha256(weights)}
 

@@ -63,6 +63,20 @@ class Encoder(nn.Module):
     def provenance(self) -> dict[str, Any]:
         return {"encoder": type(self).__name__, "weights": "random init"}
 
+    @property
+    def cacheable(self) -> bool:
+        """True when outputs depend on the input only, so a feature cache may store them once per sample.
+
+        That is: no trainable parameter, nothing fitted on data, and no training-time randomness
+        (modules flagged ``randomizes_training``, e.g. image augmentation). Frozen backbones qualify
+        because they stay in eval mode.
+        """
+        return (
+            not self.requires_fit
+            and not any(p.requires_grad for p in self.parameters())
+            and not any(getattr(m, "randomizes_training", False) for m in self.modules())
+        )
+
     def forward(self, x: Any, mask: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
