@@ -81,27 +81,32 @@ def make_model(text_encoder: dict[str, Any]) -> FusionClassifier:
     )
 
 
-def fit(model: FusionClassifier) -> TinyTextData:
+def fit(model: FusionClassifier) -> tuple[TinyTextData, Trainer]:
     data = TinyTextData()
-    Trainer(
+    trainer = Trainer(
         max_epochs=1,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-    ).fit(model, datamodule=data)
-    return data
+    )
+    trainer.fit(model, datamodule=data)
+    return data, trainer
 
 
-def test_tfidf_is_fitted_on_the_training_split_only_when_fitting_starts():
+def test_tfidf_is_fitted_on_the_training_split_only_when_fitting_starts(tmp_path):
     model = make_model({"_target_": "src.models.encoders.text.TfidfEncoder", "max_features": 64})
-    data = fit(model)
+    data, trainer = fit(model)
     assert data.loaded_splits == ["train", "val"]
     reference = TfidfEncoder([], "text", max_features=64)
     reference.fit(TEXTS["train"])
     assert bool(model.encoders["text"].fitted)
     torch.testing.assert_close(model.encoders["text"].idf, reference.idf)
     torch.testing.assert_close(model.encoders["text"].columns, reference.columns)
+    trainer.save_checkpoint(tmp_path / "tfidf.ckpt")
+    reloaded = FusionClassifier.load_from_checkpoint(tmp_path / "tfidf.ckpt")
+    assert bool(reloaded.encoders["text"].fitted)
+    torch.testing.assert_close(reloaded.encoders["text"].idf, reference.idf)
 
 
 def test_token_sequences_are_pooled_with_the_encoders_own_mask(tmp_path):
