@@ -47,7 +47,7 @@ def _check_texts(texts: Any) -> list[str]:
     bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
     if bad:
         raise TypeError(f"batch texts must be str; items {bad[:5]} are {type(texts[bad[0]]).__name__}")
-    return list(texts)
+    return [str(t) for t in texts]
 
 
 def _device_of(module: nn.Module) -> torch.device:
