@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import struct
 from pathlib import Path
@@ -99,7 +100,7 @@ def test_mean_word_vectors_known_values_unknown_counted_empty_zero(glove):
     np.testing.assert_allclose(out[0].numpy(), VECTORS[:3].mean(0), atol=1e-6)
     np.testing.assert_allclose(out[1].numpy(), VECTORS[4], atol=1e-6)
     assert out[2].abs().sum() == 0
-    assert encoder.token_counts == {"known": 4, "unknown": 1}
+    assert encoder.token_counts == {"known": 4, "unknown": 1, "empty_texts": 1}
     assert list(encoder.parameters()) == [] and "table" not in encoder.state_dict()
     assert encoder.provenance["sha256"]["tiny_glove.txt"] == hashlib.sha256(glove.read_bytes()).hexdigest()
     with pytest.raises(TypeError, match="list of str"):
@@ -320,3 +321,4 @@ def test_config_builds_and_runs(name):
     out = encoder.eval()(make_input())
     assert tuple(out.shape) == expected
     assert out.shape[-1] == encoder.out_dim
+    assert json.loads(json.dumps(encoder.provenance))["weights"]  # the run record can store it

@@ -72,24 +72,23 @@ class _WordVectorEncoder(Encoder):
         self.word_vectors: WordVectors = load_word_vectors(vectors, vectors_format, max_words)
         self.lowercase = lowercase
         self._lookup = {word: row + 2 for word, row in self.word_vectors.index().items()}
-        self.token_counts = {"known": 0, "unknown": 0}
+        self.token_counts = {"known": 0, "unknown": 0, "empty_texts": 0}
 
     def _table(self) -> torch.Tensor:
         vectors = torch.from_numpy(np.asarray(self.word_vectors.vectors, dtype=np.float32))
         return torch.cat([torch.zeros(2, vectors.shape[1]), vectors])
 
-    def token_ids(self, texts: Sequence[str], max_length: int | None) -> tuple[list[list[int]], int]:
-        """Row ids per text (unknown words -> 1) and how many unknown tokens there were."""
-        ids = []
-        unknown = 0
-        for text in texts:
-            row = [self._lookup.get(token, 1) for token in tokenize(text, self.lowercase)][:max_length]
-            unknown += row.count(1)
-            ids.append(row)
-        total = sum(len(r) for r in ids)
-        self.token_counts["known"] += total - unknown
+    def token_ids(self, texts: Sequence[str], max_length: int | None) -> list[list[int]]:
+        """Row ids per text (unknown words -> 1), counting known, unknown and empty texts in ``token_counts``."""
+        ids = [
+            [self._lookup.get(token, 1) for token in tokenize(text, self.lowercase)][:max_length]
+            for text in texts
+        ]
+        unknown = sum(row.count(1) for row in ids)
+        self.token_counts["known"] += sum(len(row) for row in ids) - unknown
         self.token_counts["unknown"] += unknown
-        return ids, unknown
+        self.token_counts["empty_texts"] += sum(not row for row in ids)
+        return ids
 
     @property
     def provenance(self) -> dict[str, Any]:
@@ -128,7 +127,7 @@ class MeanWordVectors(_WordVectorEncoder):
             weights = torch.ones(x.shape[:2], device=x.device) if mask is None else mask.to(x.dtype)
             mean = (x * weights.unsqueeze(-1)).sum(1) / weights.sum(1, keepdim=True).clamp_min(1.0)
         else:
-            ids, _ = self.token_ids(_check_texts(x), None)
+            ids = self.token_ids(_check_texts(x), None)
             known = [[i for i in row if i > 1] for row in ids]
             flat = torch.tensor([i for row in known for i in row], dtype=torch.long, device=self.table.device)
             offsets = torch.tensor(
@@ -297,8 +296,7 @@ class RNNEncoder(_WordVectorEncoder):
             raise TypeError(
                 "RNNEncoder has no word vectors (vectors: null) and so expects a (B, T, D) tensor, not texts"
             )
-        ids, _ = self.token_ids(_check_texts(x), self.max_length)
-        self.token_counts["empty_texts"] = self.token_counts.get("empty_texts", 0) + sum(not r for r in ids)
+        ids = self.token_ids(_check_texts(x), self.max_length)
         ids = [row or [1] for row in ids]  # an empty text is one unknown token, so every text has a state
         length = max(1, max(len(r) for r in ids))
         padded = torch.zeros(len(ids), length, dtype=torch.long)
