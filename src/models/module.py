@@ -99,9 +99,11 @@ class FusionClassifier(LightningModule):
 
     def on_fit_start(self) -> None:
         """Fit data-dependent encoders (TF-IDF) on the training split's raw inputs, never on val/test."""
-        for modality, encoder in self.encoders.items():
-            if encoder.requires_fit:
-                encoder.fit(self.trainer.datamodule.train_inputs(modality))
+        fitted = [m for m, encoder in self.encoders.items() if encoder.requires_fit]
+        if fitted:
+            train_set = self.trainer.datamodule.train_dataloader().dataset
+            for modality in fitted:
+                self.encoders[modality].fit(train_set.modalities[modality])
 
     def predict_scores(self, logits: torch.Tensor) -> torch.Tensor:
         """Probabilities for classification, the raw outputs for regression."""
