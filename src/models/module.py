@@ -94,13 +94,20 @@ class FusionClassifier(LightningModule):
         features, masks = {}, {}
         accepts_sequences = getattr(self.fusion, "accepts_sequences", False)
         for modality, encoder in self.encoders.items():
-            mask = batch.get(f"{modality}_mask")
-            feature = encoder(batch[modality], mask)
+            feature, mask = encoder.encode(batch[modality], batch.get(f"{modality}_mask"))
             if encoder.returns_sequence and not accepts_sequences:
                 feature = masked_mean(feature, mask)
             features[modality] = feature
             masks[modality] = mask
         return self.fusion(features, masks)
+
+    def on_fit_start(self) -> None:
+        """Fit data-dependent encoders (TF-IDF) on the training split's raw inputs, never on val/test."""
+        fitted = [m for m, encoder in self.encoders.items() if encoder.requires_fit]
+        if fitted:
+            train_set = self.trainer.datamodule.train_dataloader().dataset
+            for modality in fitted:
+                self.encoders[modality].fit(train_set.modalities[modality])
 
     def predict_scores(self, logits: torch.Tensor) -> torch.Tensor:
         """Probabilities for classification, the raw outputs for regression."""
