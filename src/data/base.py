@@ -17,7 +17,7 @@ from lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
 SPLITS = ("train", "val", "test")
-MODALITY_KINDS = ("vector", "image", "sequence")
+MODALITY_KINDS = ("vector", "image", "sequence", "text")
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -27,7 +27,7 @@ class DatasetNotFoundError(FileNotFoundError):
 class SampleDataset(Dataset):
     """In-memory samples: one array (or list of variable-length arrays) per modality, labels and ids.
 
-    ``__getitem__`` returns ``{modality: tensor, "labels": tensor, "index": int, "ids": str}`` plus
+    ``__getitem__`` returns ``{modality: tensor or str, "labels": tensor, "index": int, "ids": str}`` plus
     any ``extras`` (per-sample arrays such as the synthetic task's latent variable).
     """
 
@@ -53,12 +53,17 @@ class SampleDataset(Dataset):
         return len(self.ids)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        sample: dict[str, Any] = {name: torch.as_tensor(values[index]) for name, values in self.modalities.items()}
+        sample: dict[str, Any] = {name: _as_item(values[index]) for name, values in self.modalities.items()}
         sample.update({name: torch.as_tensor(values[index]) for name, values in self.extras.items()})
         sample["labels"] = torch.as_tensor(self.labels[index])
         sample["index"] = index
         sample["ids"] = self.ids[index]
         return sample
+
+
+def _as_item(value: Any) -> Any:
+    """Tensors for numeric values; raw strings (``kind: text``) pass through for the text encoders."""
+    return value if isinstance(value, str) else torch.as_tensor(value)
 
 
 def collate_samples(samples: Sequence[Mapping[str, Any]], sequence_keys: Sequence[str] = ()) -> dict[str, Any]:
@@ -87,8 +92,9 @@ def collate_samples(samples: Sequence[Mapping[str, Any]], sequence_keys: Sequenc
 class FusionDataModule(LightningDataModule):
     """Base DataModule; subclasses set ``task`` and implement ``load_split`` and ``describe``.
 
-    ``modalities`` maps each modality name to ``{"shape": [...], "kind": vector|image|sequence}``
-    (a sequence's shape is (T, D) with T the longest length); ``class_names`` fixes the output order.
+    ``modalities`` maps each modality name to ``{"shape": [...], "kind": vector|image|sequence|text}``
+    (a sequence's shape is (T, D) with T the longest length; text is ``{"shape": [], "kind": "text"}``
+    and arrives in the batch as a list of strings, see src/models/encoders/text.py); ``class_names`` fixes the output order.
     ``default_encoders`` proposes encoder specs per modality (``model.encoders`` overrides them).
     """
 
