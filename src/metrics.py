@@ -122,7 +122,8 @@ def multilabel_metrics(
 def multilabel_per_class(
     probs: np.ndarray, targets: np.ndarray, thresholds: np.ndarray | float, class_names: list[str]
 ) -> list[dict[str, float | str]]:
-    """One row per class: support, threshold, precision, recall, F1, AP, ROC-AUC and accuracy."""
+    """One row per class: support, threshold, precision, recall, F1, AP, ROC-AUC, accuracy and
+    weighted accuracy (Dai et al. 2021, used for CMU-MOSEI emotions)."""
     targets = targets.astype(bool)
     thresholds = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (targets.shape[1],))
     preds = probs >= thresholds.astype(probs.dtype)
@@ -140,6 +141,7 @@ def multilabel_per_class(
                 "ap": average_precision(probs[:, c], targets[:, c]),
                 "roc_auc": roc_auc(probs[:, c], targets[:, c]),
                 "accuracy": float((preds[:, c] == targets[:, c]).mean()),
+                "wacc": binary_weighted_accuracy(preds[:, c], targets[:, c]),
             }
         )
     return rows

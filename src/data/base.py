@@ -66,7 +66,9 @@ def _as_item(value: Any) -> Any:
     return value if isinstance(value, str) else torch.as_tensor(value)
 
 
-def collate_samples(samples: Sequence[Mapping[str, Any]], sequence_keys: Sequence[str] = ()) -> dict[str, Any]:
+def collate_samples(
+    samples: Sequence[Mapping[str, Any]], sequence_keys: Sequence[str] = ()
+) -> dict[str, Any]:
     """Stack samples into a batch; pad the ``sequence_keys`` to the longest and add ``<key>_mask``.
 
     A sequence modality that arrives with its own ``<key>_mask`` (fixed-length padded files) is
@@ -100,7 +102,13 @@ class FusionDataModule(LightningDataModule):
 
     task: str
 
-    def __init__(self, batch_size: int = 64, eval_batch_size: int | None = None, num_workers: int = 0, pin_memory: bool = False) -> None:
+    def __init__(
+        self,
+        batch_size: int = 64,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+    ) -> None:
         super().__init__()
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size

@@ -33,7 +33,9 @@ class PCAViews:
     def fit(cls, images: np.ndarray, energy: float, share_ratio: float, n_views: int = 2) -> PCAViews:
         """Fit the PCA on ``images`` (N, P) and choose each view's components (see module docstring)."""
         if not 0 < energy <= 1 or not 0 <= share_ratio <= 1:
-            raise ValueError(f"energy must be in (0, 1] and share_ratio in [0, 1]; got {energy}, {share_ratio}")
+            raise ValueError(
+                f"energy must be in (0, 1] and share_ratio in [0, 1]; got {energy}, {share_ratio}"
+            )
         x = images.reshape(len(images), -1).astype(np.float64)
         mean = x.mean(0)
         _, singular, vt = np.linalg.svd(x - mean, full_matrices=False)

@@ -62,9 +62,14 @@ class SyntheticGMUDataModule(FusionDataModule):
     ) -> None:
         super().__init__(**loader_options)
         self._data = sample_synthetic_gmu(n_samples, dim, p_c, p_m, mean_scale, noise_std, data_seed)
-        self._indices = stratified_split(self._data["c"] * 2 + self._data["m"].astype(np.int64), split_fractions, data_seed)
+        self._indices = stratified_split(
+            self._data["c"] * 2 + self._data["m"].astype(np.int64), split_fractions, data_seed
+        )
         self.class_names = ["C"]
-        self.modalities = {"image": {"shape": [dim], "kind": "vector"}, "text": {"shape": [dim], "kind": "vector"}}
+        self.modalities = {
+            "image": {"shape": [dim], "kind": "vector"},
+            "text": {"shape": [dim], "kind": "vector"},
+        }
 
     def load_split(self, split: str) -> SampleDataset:
         idx = self._indices[split]

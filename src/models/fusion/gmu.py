@@ -34,7 +34,9 @@ class GatedMultimodalUnit(nn.Module):
         self.hidden_dim = hidden_dim
 
     def forward(self, inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        hiddens = torch.stack([torch.tanh(layer(x)) for layer, x in zip(self.hidden, inputs, strict=True)], dim=1)
+        hiddens = torch.stack(
+            [torch.tanh(layer(x)) for layer, x in zip(self.hidden, inputs, strict=True)], dim=1
+        )
         gate_logits = self.gate(torch.cat(list(inputs), dim=-1))
         if self.tied:
             z = torch.sigmoid(gate_logits)
