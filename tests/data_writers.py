@@ -1,0 +1,97 @@
+"""Writers of small files in the published dataset layouts (../shared/reference/data_formats.md), for tests."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import h5py
+import numpy as np
+from PIL import Image
+
+from src.data.mmimdb import GENRES
+
+
+def write_jpeg(path: Path, seed: int, size: tuple[int, int] = (20, 30)) -> None:
+    """A small RGB JPEG (width, height) of seeded noise."""
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path, "JPEG")
+
+
+def write_mmimdb_raw(root: Path, n_per_split: tuple[int, int, int] = (12, 6, 6)) -> dict[str, list[str]]:
+    """``split.json`` + ``dataset/<id>.json`` (plot list, genres incl. a dropped one) + ``dataset/<id>.jpeg``."""
+    (root / "dataset").mkdir(parents=True, exist_ok=True)
+    split, k = {}, 0
+    for name, n in zip(("train", "dev", "test"), n_per_split, strict=True):
+        split[name] = []
+        for _ in range(n):
+            movie_id = f"{1000000 + k:07d}"
+            genres = [GENRES[k % 3], GENRES[3 + k % 5]] + (["News"] if k % 4 == 0 else [])
+            plots = [f"Short plot {k}.", f"A much longer plot number {k}, about <br /> {genres[0]}!"]
+            meta = {"title": f"Movie {k}", "year": 2000 + k, "plot": plots, "genres": genres, "director": ["X"]}
+            (root / "dataset" / f"{movie_id}.json").write_text(json.dumps(meta))
+            write_jpeg(root / "dataset" / f"{movie_id}.jpeg", k, size=(18 + k % 3, 27))
+            split[name].append(movie_id)
+            k += 1
+    (root / "split.json").write_text(json.dumps(split))
+    return split
+
+
+def write_mmimdb_hdf5(path: Path, n: tuple[int, int, int] = (12, 6, 6), genre_order: list[str] | None = None) -> np.ndarray:
+    """``multimodal_imdb.hdf5`` in the Fuel layout (rows train, dev, test; ``split`` attribute). Returns genres in GENRES order."""
+    order = genre_order or GENRES
+    total = sum(n)
+    rng = np.random.default_rng(0)
+    genres_ours = np.zeros((total, len(GENRES)), dtype=np.int32)
+    genres_ours[np.arange(total), np.arange(total) % 4] = 1
+    genres_ours[np.arange(total), 5 + np.arange(total) % 3] = 1
+    genres_file = genres_ours[:, [GENRES.index(g) for g in order]]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        f["features"] = rng.normal(size=(total, 300)).astype(np.float32) + genres_ours[:, :1]
+        f["vgg_features"] = rng.random((total, 4096)).astype(np.float32)
+        f["images"] = rng.integers(0, 255, (total, 3, 256, 160), dtype=np.int32)
+        f["three_grams"] = rng.random((total, 10)).astype(np.float32)
+        f["word_grams"] = rng.random((total, 10)).astype(np.float32)
+        f["genres"] = genres_file
+        f["genres"].attrs["target_names"] = json.dumps(order)
+        f["imdb_ids"] = np.array([f"{2000000 + i:07d}".encode() for i in range(total)], dtype="S7")
+        dtype = np.dtype([("split", "S5"), ("source", "S15"), ("start", np.int64), ("stop", np.int64),
+                          ("indices", h5py.ref_dtype), ("available", bool), ("comment", "S1")])  # fmt: skip
+        bounds = np.cumsum([0, *n])
+        rows = [
+            (split.encode(), source.encode(), bounds[i], bounds[i + 1], h5py.Reference(), True, b".")
+            for i, split in enumerate(("train", "dev", "test"))
+            for source in ("features", "vgg_features", "images", "three_grams", "word_grams", "genres", "imdb_ids")
+        ]
+        f.attrs["split"] = np.array(rows, dtype=dtype)
+    return genres_ours
+
+
+def write_mult_pickle(path: Path, name: str, sizes: tuple[int, int, int] = (16, 8, 8), steps: tuple[int, int, int] = (6, 7, 5), neg_inf: int = 2) -> dict:
+    """A MulT ``<name>_data(_noalign).pkl``: {train, valid, test: {text, audio, vision, labels, id}}."""
+    rng = np.random.default_rng(1)
+    data = {}
+    for split, n in zip(("train", "valid", "test"), sizes, strict=True):
+        arrays = {}
+        for key, t, d in zip(("text", "audio", "vision"), steps, (300, 74, 35), strict=True):
+            x = rng.normal(size=(n, t, d)).astype(np.float32)
+            x[:, : t // 3] = 0.0  # MulT files pad at the front with zeros
+            arrays[key] = x
+        if neg_inf:
+            arrays["audio"][0, -1, :neg_inf] = -np.inf
+        if name == "iemocap":
+            onehot = np.zeros((n, 4, 2), dtype=np.float32)
+            onehot[np.arange(n)[:, None], np.arange(4)[None, :], (np.arange(n)[:, None] + np.arange(4)) % 2] = 1
+            arrays["labels"] = onehot
+        elif name == "mosei_emotions":
+            arrays["labels"] = np.concatenate([rng.uniform(-3, 3, (n, 1, 1)), rng.integers(0, 3, (n, 1, 6))], axis=2).astype(np.float32)
+        else:
+            arrays["labels"] = rng.uniform(-3, 3, (n, 1, 1)).astype(np.float32)
+        arrays["id"] = np.array([[f"{split}_{i}", "0", "1"] for i in range(n)])
+        data[split] = arrays
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        pickle.dump(data, f)
+    return data
