@@ -95,3 +95,45 @@ def write_mult_pickle(path: Path, name: str, sizes: tuple[int, int, int] = (16, 
     with open(path, "wb") as f:
         pickle.dump(data, f)
     return data
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """An IDX file (gzipped when the name ends in .gz): magic 2051 for (N, rows, cols), 2049 for (N,)."""
+    import gzip
+
+    magic = {3: 2051, 1: 2049}[array.ndim]
+    header = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    payload = header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(payload) if path.suffix == ".gz" else payload)
+
+
+def write_digit_images(root: Path, n_per_digit: int, prefix: str = "", seed: int = 0) -> np.ndarray:
+    """``<prefix>images-idx3-ubyte.gz`` / ``<prefix>labels-idx1-ubyte.gz`` of digit-dependent 28x28 images."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(10), n_per_digit).astype(np.uint8)
+    images = rng.integers(0, 40, (len(labels), 28, 28)).astype(np.uint8)
+    for i, d in enumerate(labels):
+        images[i, 2 * d : 2 * d + 6, 4:24] = 250  # a digit-specific bar
+    write_idx(root / f"{prefix}images-idx3-ubyte.gz", images)
+    write_idx(root / f"{prefix}labels-idx1-ubyte.gz", labels)
+    return labels
+
+
+def write_fsdd(root: Path, takes: int = 12, speakers: tuple[str, ...] = ("alice", "bob"), rate: int = 8000) -> None:
+    """``recordings/{digit}_{speaker}_{take}.wav``: 16-bit mono tones whose pitch depends on the digit."""
+    import wave
+
+    folder = root / "recordings"
+    folder.mkdir(parents=True, exist_ok=True)
+    for digit in range(10):
+        for s, speaker in enumerate(speakers):
+            for take in range(takes):
+                n = rate // 4 + 40 * take
+                t = np.arange(n) / rate
+                signal = 0.5 * np.sin(2 * np.pi * (200 + 150 * digit + 10 * s) * t)
+                with wave.open(str(folder / f"{digit}_{speaker}_{take}.wav"), "wb") as f:
+                    f.setnchannels(1)
+                    f.setsampwidth(2)
+                    f.setframerate(rate)
+                    f.writeframes((signal * 32767).astype("<i2").tobytes())

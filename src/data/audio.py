@@ -33,18 +33,22 @@ def add_noise(signal: np.ndarray, snr_db: float, rng: np.random.Generator) -> np
     return (signal + noise).astype(np.float32)
 
 
-def spectrogram(signal: np.ndarray, n_samples: int, freq_bins: int = 112, time_frames: int = 112) -> np.ndarray:
-    """``log(1 + |STFT|)`` of ``signal`` zero-padded/trimmed to ``n_samples``: (freq_bins, time_frames) float32.
+def spectrogram(signals: np.ndarray | list[np.ndarray], n_samples: int, freq_bins: int = 112, time_frames: int = 112) -> np.ndarray:
+    """``log(1 + |STFT|)`` of each signal zero-padded/trimmed to ``n_samples``: (..., freq_bins, time_frames).
 
-    Hann window, ``n_fft = 2 (freq_bins - 1)``, hop ``ceil(n_samples / time_frames)``, centred frames;
-    deterministic (no randomness).
+    One signal (1-D array) gives (freq_bins, time_frames); a list gives a stacked batch. Hann window,
+    ``n_fft = 2 (freq_bins - 1)``, hop ``ceil(n_samples / time_frames)``, centred frames; deterministic.
     """
-    x = np.zeros(n_samples, dtype=np.float32)
-    x[: min(n_samples, len(signal))] = signal[:n_samples]
+    single = isinstance(signals, np.ndarray) and signals.ndim == 1
+    batch = [signals] if single else list(signals)
+    x = np.zeros((len(batch), n_samples), dtype=np.float32)
+    for row, signal in enumerate(batch):
+        x[row, : min(n_samples, len(signal))] = signal[:n_samples]
     n_fft = 2 * (freq_bins - 1)
     hop = math.ceil(n_samples / time_frames)
     stft = torch.stft(torch.from_numpy(x), n_fft=n_fft, hop_length=hop, window=torch.hann_window(n_fft), center=True, return_complex=True)
-    spec = torch.log1p(stft.abs()).numpy()[:, :time_frames]
-    if spec.shape[1] < time_frames:
-        spec = np.pad(spec, ((0, 0), (0, time_frames - spec.shape[1])))
-    return spec.astype(np.float32)
+    spec = torch.log1p(stft.abs()).numpy()[..., :time_frames]
+    if spec.shape[-1] < time_frames:
+        spec = np.pad(spec, ((0, 0), (0, 0), (0, time_frames - spec.shape[-1])))
+    spec = spec.astype(np.float32)
+    return spec[0] if single else spec

@@ -107,7 +107,7 @@ class AVMNISTDataModule(FileDataModule):
         n_samples = int(round(o["duration_s"] * o["sample_rate"]))
         specs: dict[str, np.ndarray] = {}
         for split, recs in self._recordings.items():
-            rows = []
+            signals = []
             for i, (_, path) in enumerate(recs):
                 try:
                     signal, rate = read_wav(path)
@@ -120,8 +120,8 @@ class AVMNISTDataModule(FileDataModule):
                 if o["noise_snr_db"] is not None:
                     rng = np.random.default_rng([o["noise_seed"], SPLITS.index(split), i])
                     signal = add_noise(signal, o["noise_snr_db"], rng)
-                rows.append(spectrogram(signal, n_samples, o["freq_bins"], o["time_frames"]))
-            specs[split] = np.stack(rows)
+                signals.append(signal)
+            specs[split] = spectrogram(signals, n_samples, o["freq_bins"], o["time_frames"])
         mean, std = float(specs["train"].mean()), float(specs["train"].std()) or 1.0
         return {s: ((v - mean) / std).astype(np.float32) for s, v in specs.items()}
 
