@@ -55,4 +55,4 @@ class RowReader:
         self.array = array
 
     def __call__(self, row: int) -> np.ndarray:
-        return np.asarray(self.array[row])
+        return np.array(self.array[row])  # a writable copy (memory maps are read-only)
