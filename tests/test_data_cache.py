@@ -77,3 +77,14 @@ def test_frozen_poster_features_are_cached_and_reused(tmp_path):
     torch.manual_seed(1)  # other weights -> a new entry
     MMIMDbDataModule(str(tmp_path / "mmimdb"), **{**options, "on_problem": {"unreadable_file": "blank"}})._ensure("train")
     assert len(list((tmp_path / "cache" / "mmimdb" / "train").iterdir())) == 2
+
+
+def test_bench_data_runs_and_writes_json(tmp_path):
+    import json
+
+    from src.bench.data import main as bench_main
+
+    assert bench_main(["--n", "8", "--epochs", "1", "--batch-size", "4", "--out", str(tmp_path / "b.json")]) == 0
+    results = json.loads((tmp_path / "b.json").read_text())
+    assert results["jpeg_decode_samples_per_s"] > 0 and results["feature_cache_samples_per_s"] > 0
+    assert set(results) >= {"cache_speedup", "loader_vs_bare_pil", "bare_pil_samples_per_s", "targets_met"}

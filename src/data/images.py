@@ -50,7 +50,7 @@ class PosterReader:
         path = self.paths[row]
         if path is None:
             return np.zeros((3, *self.size), dtype=np.float32)
-        x = decode_image(path, self.size, self.mode).astype(np.float32) / 255.0
+        x = np.multiply(decode_image(path, self.size, self.mode), np.float32(1 / 255), dtype=np.float32)
         if self.mean is not None:
             x = (x - self.mean) / self.std
         return x
