@@ -137,3 +137,55 @@ def write_fsdd(root: Path, takes: int = 12, speakers: tuple[str, ...] = ("alice"
                     f.setsampwidth(2)
                     f.setframerate(rate)
                     f.writeframes((signal * 32767).astype("<i2").tobytes())
+
+
+def python2_array_pickle(array: np.ndarray) -> bytes:
+    """The bytes python 2's ``cPickle.dump(array, f, 2)`` writes for a float32 array: py2 ``str`` objects
+    (BINSTRING opcodes) for the dtype and raw data, which python 3 only reads with ``encoding="bytes"``."""
+    import struct
+
+    def binstring(data: bytes) -> bytes:
+        return (b"U" + bytes([len(data)]) if len(data) < 256 else b"T" + struct.pack("<I", len(data))) + data
+
+    def integer(value: int) -> bytes:
+        return b"J" + struct.pack("<i", value)
+
+    shape = b"".join(integer(d) for d in array.shape) + {1: b"\x85", 2: b"\x86", 3: b"\x87"}[array.ndim]
+    return (
+        b"\x80\x02cnumpy.core.multiarray\n_reconstruct\nq\x01cnumpy\nndarray\nq\x02K\x00\x85" + binstring(b"b") + b"\x87R"
+        + b"(K\x01" + shape + b"cnumpy\ndtype\n" + binstring(b"f4") + b"K\x00K\x01\x87R"
+        + b"(K\x03" + binstring(b"<") + b"NNN" + integer(-1) + integer(-1) + b"K\x00tb\x89"
+        + binstring(np.ascontiguousarray(array, dtype="<f4").tobytes()) + b"tb."
+    )  # fmt: skip
+
+
+MOVIESCOPE_GENRES = ["action", "comedy", "drama"]
+
+
+def write_moviescope(root: Path, n: tuple[int, int, int] = (8, 4, 4), python2: bool = True) -> dict[str, list[str]]:
+    """jsonl splits, per-id pickles (frames, poster, mel), metadata matrices with id maps ('val' naming)."""
+    rng = np.random.default_rng(2)
+    for folder in ("200F_VGG16", "PosterFeatures", "Melspectrogram", "Metadata_matrices"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    ids: dict[str, list[str]] = {}
+    k = 0
+    for split, meta_name, count in zip(("train", "dev", "test"), ("train", "val", "test"), n, strict=True):
+        lines, ids[split] = [], []
+        for _ in range(count):
+            movie_id = f"tt{k:05d}"
+            labels = [MOVIESCOPE_GENRES[k % 3]] + ([MOVIESCOPE_GENRES[(k + 1) % 3]] if k % 2 else [])
+            lines.append(json.dumps({"id": movie_id, "synopsis": f"Synopsis of movie {k}.", "label": labels}))
+            frames = rng.normal(size=(1, 200, 4096) if k % 2 else (200, 4096)).astype(np.float32)
+            poster = rng.normal(size=(1, 4096) if k % 2 else (4096,)).astype(np.float32)
+            mel = rng.normal(size=(96, 30 + k)).astype(np.float32)
+            for folder, array in (("200F_VGG16", frames), ("PosterFeatures", poster), ("Melspectrogram", mel)):
+                data = python2_array_pickle(array) if python2 and k % 2 == 0 else pickle.dumps(array)
+                (root / folder / f"{movie_id}.p").write_bytes(data)
+            ids[split].append(movie_id)
+            k += 1
+        (root / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
+        order = list(reversed(ids[split]))  # matrix rows in another order than the jsonl
+        np.save(root / "Metadata_matrices" / f"{meta_name}_metadata.npy", np.stack([[int(i[2:]), 1.0, 2.0] for i in order]).astype(np.float32))
+        with open(root / "Metadata_matrices" / f"{meta_name}_ids.pickle", "wb") as f:
+            pickle.dump({i: r for r, i in enumerate(order)}, f, protocol=2)
+    return ids
