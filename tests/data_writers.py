@@ -29,7 +29,13 @@ def write_mmimdb_raw(root: Path, n_per_split: tuple[int, int, int] = (12, 6, 6))
             movie_id = f"{1000000 + k:07d}"
             genres = [GENRES[k % 3], GENRES[3 + k % 5]] + (["News"] if k % 4 == 0 else [])
             plots = [f"Short plot {k}.", f"A much longer plot number {k}, about <br /> {genres[0]}!"]
-            meta = {"title": f"Movie {k}", "year": 2000 + k, "plot": plots, "genres": genres, "director": ["X"]}
+            meta = {
+                "title": f"Movie {k}",
+                "year": 2000 + k,
+                "plot": plots,
+                "genres": genres,
+                "director": ["X"],
+            }
             (root / "dataset" / f"{movie_id}.json").write_text(json.dumps(meta))
             write_jpeg(root / "dataset" / f"{movie_id}.jpeg", k, size=(18 + k % 3, 27))
             split[name].append(movie_id)
@@ -38,7 +44,9 @@ def write_mmimdb_raw(root: Path, n_per_split: tuple[int, int, int] = (12, 6, 6))
     return split
 
 
-def write_mmimdb_hdf5(path: Path, n: tuple[int, int, int] = (12, 6, 6), genre_order: list[str] | None = None) -> np.ndarray:
+def write_mmimdb_hdf5(
+    path: Path, n: tuple[int, int, int] = (12, 6, 6), genre_order: list[str] | None = None
+) -> np.ndarray:
     """``multimodal_imdb.hdf5`` in the Fuel layout (rows train, dev, test; ``split`` attribute). Returns genres in GENRES order."""
     order = genre_order or GENRES
     total = sum(n)
@@ -63,13 +71,27 @@ def write_mmimdb_hdf5(path: Path, n: tuple[int, int, int] = (12, 6, 6), genre_or
         rows = [
             (split.encode(), source.encode(), bounds[i], bounds[i + 1], h5py.Reference(), True, b".")
             for i, split in enumerate(("train", "dev", "test"))
-            for source in ("features", "vgg_features", "images", "three_grams", "word_grams", "genres", "imdb_ids")
+            for source in (
+                "features",
+                "vgg_features",
+                "images",
+                "three_grams",
+                "word_grams",
+                "genres",
+                "imdb_ids",
+            )
         ]
         f.attrs["split"] = np.array(rows, dtype=dtype)
     return genres_ours
 
 
-def write_mult_pickle(path: Path, name: str, sizes: tuple[int, int, int] = (16, 8, 8), steps: tuple[int, int, int] = (6, 7, 5), neg_inf: int = 2) -> dict:
+def write_mult_pickle(
+    path: Path,
+    name: str,
+    sizes: tuple[int, int, int] = (16, 8, 8),
+    steps: tuple[int, int, int] = (6, 7, 5),
+    neg_inf: int = 2,
+) -> dict:
     """A MulT ``<name>_data(_noalign).pkl``: {train, valid, test: {text, audio, vision, labels, id}}."""
     rng = np.random.default_rng(1)
     data = {}
@@ -83,10 +105,14 @@ def write_mult_pickle(path: Path, name: str, sizes: tuple[int, int, int] = (16, 
             arrays["audio"][0, -1, :neg_inf] = -np.inf
         if name == "iemocap":
             onehot = np.zeros((n, 4, 2), dtype=np.float32)
-            onehot[np.arange(n)[:, None], np.arange(4)[None, :], (np.arange(n)[:, None] + np.arange(4)) % 2] = 1
+            onehot[
+                np.arange(n)[:, None], np.arange(4)[None, :], (np.arange(n)[:, None] + np.arange(4)) % 2
+            ] = 1
             arrays["labels"] = onehot
         elif name == "mosei_emotions":
-            arrays["labels"] = np.concatenate([rng.uniform(-3, 3, (n, 1, 1)), rng.integers(0, 3, (n, 1, 6))], axis=2).astype(np.float32)
+            arrays["labels"] = np.concatenate(
+                [rng.uniform(-3, 3, (n, 1, 1)), rng.integers(0, 3, (n, 1, 6))], axis=2
+            ).astype(np.float32)
         else:
             arrays["labels"] = rng.uniform(-3, 3, (n, 1, 1)).astype(np.float32)
         arrays["id"] = np.array([[f"{split}_{i}", "0", "1"] for i in range(n)])
@@ -120,7 +146,9 @@ def write_digit_images(root: Path, n_per_digit: int, prefix: str = "", seed: int
     return labels
 
 
-def write_fsdd(root: Path, takes: int = 12, speakers: tuple[str, ...] = ("alice", "bob"), rate: int = 8000) -> None:
+def write_fsdd(
+    root: Path, takes: int = 12, speakers: tuple[str, ...] = ("alice", "bob"), rate: int = 8000
+) -> None:
     """``recordings/{digit}_{speaker}_{take}.wav``: 16-bit mono tones whose pitch depends on the digit."""
     import wave
 
@@ -162,7 +190,9 @@ def python2_array_pickle(array: np.ndarray) -> bytes:
 MOVIESCOPE_GENRES = ["action", "comedy", "drama"]
 
 
-def write_moviescope(root: Path, n: tuple[int, int, int] = (8, 4, 4), python2: bool = True) -> dict[str, list[str]]:
+def write_moviescope(
+    root: Path, n: tuple[int, int, int] = (8, 4, 4), python2: bool = True
+) -> dict[str, list[str]]:
     """jsonl splits, per-id pickles (frames, poster, mel), metadata matrices with id maps ('val' naming)."""
     rng = np.random.default_rng(2)
     for folder in ("200F_VGG16", "PosterFeatures", "Melspectrogram", "Metadata_matrices"):
@@ -178,14 +208,21 @@ def write_moviescope(root: Path, n: tuple[int, int, int] = (8, 4, 4), python2: b
             frames = rng.normal(size=(1, 200, 4096) if k % 2 else (200, 4096)).astype(np.float32)
             poster = rng.normal(size=(1, 4096) if k % 2 else (4096,)).astype(np.float32)
             mel = rng.normal(size=(96, 30 + k)).astype(np.float32)
-            for folder, array in (("200F_VGG16", frames), ("PosterFeatures", poster), ("Melspectrogram", mel)):
+            for folder, array in (
+                ("200F_VGG16", frames),
+                ("PosterFeatures", poster),
+                ("Melspectrogram", mel),
+            ):
                 data = python2_array_pickle(array) if python2 and k % 2 == 0 else pickle.dumps(array)
                 (root / folder / f"{movie_id}.p").write_bytes(data)
             ids[split].append(movie_id)
             k += 1
         (root / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
         order = list(reversed(ids[split]))  # matrix rows in another order than the jsonl
-        np.save(root / "Metadata_matrices" / f"{meta_name}_metadata.npy", np.stack([[int(i[2:]), 1.0, 2.0] for i in order]).astype(np.float32))
+        np.save(
+            root / "Metadata_matrices" / f"{meta_name}_metadata.npy",
+            np.stack([[int(i[2:]), 1.0, 2.0] for i in order]).astype(np.float32),
+        )
         with open(root / "Metadata_matrices" / f"{meta_name}_ids.pickle", "wb") as f:
             pickle.dump({i: r for r, i in enumerate(order)}, f, protocol=2)
     return ids

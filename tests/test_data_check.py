@@ -15,7 +15,9 @@ def test_check_reports_broken_mmimdb(tmp_path, capsys):
     assert check_main(["data=mmimdb", f"data.root={tmp_path}"]) == 0
     poster = tmp_path / "dataset" / f"{split['train'][1]}.jpeg"
     poster.write_bytes(poster.read_bytes()[:150])  # truncated JPEG
-    (tmp_path / "dataset" / f"{split['dev'][0]}.json").write_text('{"plot": ["x"], "genres": ["Drama", "Cooking"]}')
+    (tmp_path / "dataset" / f"{split['dev'][0]}.json").write_text(
+        '{"plot": ["x"], "genres": ["Drama", "Cooking"]}'
+    )
     (tmp_path / "dataset" / f"{split['test'][2]}.json").unlink()
     assert check_main(["data=mmimdb", f"data.root={tmp_path}"]) == 1
     out = capsys.readouterr().out

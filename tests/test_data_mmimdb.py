@@ -33,7 +33,9 @@ class CharStatsEncoder(Encoder):
         return torch.tensor(stats) * self.scale
 
 
-@pytest.mark.skipif(not (SHARED / "mmimdb" / "split.json").is_file(), reason="MMFUSION_DATA_DIR has no mmimdb/split.json")
+@pytest.mark.skipif(
+    not (SHARED / "mmimdb" / "split.json").is_file(), reason="MMFUSION_DATA_DIR has no mmimdb/split.json"
+)
 def test_real_split_sizes():
     split = read_split(SHARED / "mmimdb" / "split.json")
     assert {k: len(v) for k, v in split.items()} == {"train": 15552, "val": 2608, "test": 7799}
@@ -41,7 +43,7 @@ def test_real_split_sizes():
 
 
 def test_normalize_text():
-    assert normalize_text("He said: <br />\"Run,  NOW!\" Don't.") == "he said run now don't"
+    assert normalize_text('He said: <br />"Run,  NOW!" Don\'t.') == "he said run now don't"
 
 
 def test_raw_layout_labels_plots_posters(tmp_path):
@@ -50,14 +52,21 @@ def test_raw_layout_labels_plots_posters(tmp_path):
     train = dm._ensure("train")
     assert len(train) == 12 and train.ids == split["train"]
     sample = train[1]  # movie k=1: genres Comedy (1 % 3), Crime (3 + 1 % 5 = 4)
-    assert torch.equal(sample["labels"].nonzero().flatten(), torch.tensor([GENRES.index("Comedy"), GENRES.index("Crime")]))
+    assert torch.equal(
+        sample["labels"].nonzero().flatten(), torch.tensor([GENRES.index("Comedy"), GENRES.index("Crime")])
+    )
     assert sample["text"].startswith("A much longer plot number 1")  # the longest plot
     assert sample["image"].shape == (3, 32, 16) and sample["image"].dtype == torch.float32
     assert 0.0 <= float(sample["image"].min()) and float(sample["image"].max()) <= 1.0
-    dm_first = MMIMDbDataModule(str(tmp_path), text_features="string", plot_choice="first", text_normalization="original")
+    dm_first = MMIMDbDataModule(
+        str(tmp_path), text_features="string", plot_choice="first", text_normalization="original"
+    )
     assert dm_first._ensure("val")[0]["text"] == "short plot 12"
     dm_all = MMIMDbDataModule(str(tmp_path), text_features="string", plot_choice="all")
-    assert len(dm_all._ensure("train")) == 24 and dm_all._ensure("train").ids[:2] == [f"{split['train'][0]}#0", f"{split['train'][0]}#1"]
+    assert len(dm_all._ensure("train")) == 24 and dm_all._ensure("train").ids[:2] == [
+        f"{split['train'][0]}#0",
+        f"{split['train'][0]}#1",
+    ]
     assert len(dm_all._ensure("test")) == 6  # evaluation keeps one plot per movie
 
 
@@ -95,7 +104,10 @@ def test_hdf5_layout_reorders_genres_and_uses_split_attribute(tmp_path):
     shuffled = list(reversed(GENRES))
     expected = write_mmimdb_hdf5(tmp_path / "multimodal_imdb.hdf5", genre_order=shuffled)
     dm = MMIMDbDataModule(str(tmp_path), format="hdf5")
-    assert dm.modalities == {"text": {"shape": [300], "kind": "vector"}, "image": {"shape": [4096], "kind": "vector"}}
+    assert dm.modalities == {
+        "text": {"shape": [300], "kind": "vector"},
+        "image": {"shape": [4096], "kind": "vector"},
+    }
     val = dm._ensure("val")
     assert val.ids[0] == "2000012" and len(val) == 6
     np.testing.assert_array_equal(val.labels, expected[12:18])

@@ -60,7 +60,9 @@ def test_avmnist_pairs_by_digit_with_fsdd_split(tmp_path):
     write_digit_images(tmp_path / "mnist", 10)
     write_fsdd(tmp_path / "fsdd", takes=9, speakers=("alice",))
     assert [fsdd_split(t, [5, 6]) for t in (0, 4, 5, 7)] == ["test", "test", "val", "train"]
-    dm = AVMNISTDataModule(str(tmp_path / "mnist"), str(tmp_path / "fsdd"), split_fractions=[0.6, 0.2, 0.2], val_takes=[5, 6])
+    dm = AVMNISTDataModule(
+        str(tmp_path / "mnist"), str(tmp_path / "fsdd"), split_fractions=[0.6, 0.2, 0.2], val_takes=[5, 6]
+    )
     assert {s: len(r) for s, r in dm._recordings.items()} == {"train": 20, "val": 20, "test": 50}
     assert dm.modalities["audio"] == {"shape": [1, 112, 112], "kind": "image"}
     for split, takes in (("train", {7, 8}), ("val", {5, 6}), ("test", set(range(5)))):
@@ -68,17 +70,36 @@ def test_avmnist_pairs_by_digit_with_fsdd_split(tmp_path):
         for sample_id, label in zip(data.ids, data.labels, strict=True):
             digit, _, take = sample_id.split("+")[1].split("_")
             assert int(digit) == label and int(take) in takes
-    noisy = AVMNISTDataModule(str(tmp_path / "mnist"), str(tmp_path / "fsdd"), noise_snr_db=0.0, split_fractions=[0.6, 0.2, 0.2], val_takes=[5, 6])
-    again = AVMNISTDataModule(str(tmp_path / "mnist"), str(tmp_path / "fsdd"), noise_snr_db=0.0, split_fractions=[0.6, 0.2, 0.2], val_takes=[5, 6])
+    noisy = AVMNISTDataModule(
+        str(tmp_path / "mnist"),
+        str(tmp_path / "fsdd"),
+        noise_snr_db=0.0,
+        split_fractions=[0.6, 0.2, 0.2],
+        val_takes=[5, 6],
+    )
+    again = AVMNISTDataModule(
+        str(tmp_path / "mnist"),
+        str(tmp_path / "fsdd"),
+        noise_snr_db=0.0,
+        split_fractions=[0.6, 0.2, 0.2],
+        val_takes=[5, 6],
+    )
     np.testing.assert_array_equal(noisy._spectrograms["val"], again._spectrograms["val"])
     assert not np.allclose(noisy._spectrograms["val"], dm._spectrograms["val"])
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not HAS_REAL, reason="MMFUSION_DATA_DIR has no mnist10k/ and fsdd/recordings/ (../shared/data)")
+@pytest.mark.skipif(
+    not HAS_REAL, reason="MMFUSION_DATA_DIR has no mnist10k/ and fsdd/recordings/ (../shared/data)"
+)
 @pytest.mark.parametrize("data", ["avmnist", "mmnist"])
 def test_real_data_trains_end_to_end(tmp_path, data):
     metrics = train_cli(
-        tmp_path / data, f"data={data}", "trainer.max_epochs=1", "trainer.limit_train_batches=25", "trainer.limit_val_batches=4",
-        env={"MMFUSION_DATA_DIR": str(SHARED)})
+        tmp_path / data,
+        f"data={data}",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=25",
+        "trainer.limit_val_batches=4",
+        env={"MMFUSION_DATA_DIR": str(SHARED)},
+    )
     assert metrics["test/acc"] > 0.5  # 10 classes: chance is 0.1

@@ -29,7 +29,10 @@ def test_layout_shapes_labels_metadata(tmp_path):
     assert dm.class_names == MOVIESCOPE_GENRES
     train = dm._ensure("train")
     assert train.ids == ids["train"]
-    s0, s1 = train[0], train[1]  # row 0 was written by "python 2" with 2-D shapes, row 1 by python 3 with a leading 1
+    s0, s1 = (
+        train[0],
+        train[1],
+    )  # row 0 was written by "python 2" with 2-D shapes, row 1 by python 3 with a leading 1
     assert s0["video"].shape == s1["video"].shape == (200, 4096)
     assert s0["poster"].shape == s1["poster"].shape == (4096,)
     assert s0["audio"].shape == (30, 96) and s1["audio"].shape == (31, 96)
@@ -45,15 +48,21 @@ def test_missing_and_broken_pickles(tmp_path):
     ids = write_moviescope(tmp_path)
     (tmp_path / "PosterFeatures" / f"{ids['train'][2]}.p").unlink()
     (tmp_path / "200F_VGG16" / f"{ids['train'][3]}.p").write_bytes(b"\x80\x02truncated")
-    (tmp_path / "Melspectrogram" / f"{ids['train'][4]}.p").write_bytes(pickle.dumps(np.zeros((64, 10), np.float32)))
+    (tmp_path / "Melspectrogram" / f"{ids['train'][4]}.p").write_bytes(
+        pickle.dumps(np.zeros((64, 10), np.float32))
+    )
     with pytest.raises(DataIssueError, match=f"PosterFeatures/{ids['train'][2]}.p missing"):
         MoviescopeDataModule(str(tmp_path))._ensure("train")
     dm = MoviescopeDataModule(str(tmp_path), on_problem={"missing_file": "blank", "unreadable_file": "skip"})
     train = dm._ensure("train")
-    assert len(train) == 6 and dm.issue_counts["train"] == {"missing_file": {"blank": 1}, "unreadable_file": {"skip": 2}}
+    assert len(train) == 6 and dm.issue_counts["train"] == {
+        "missing_file": {"blank": 1},
+        "unreadable_file": {"skip": 2},
+    }
     assert float(train[train.ids.index(ids["train"][2])]["poster"].abs().sum()) == 0.0
 
 
+@pytest.mark.slow
 def test_train_cli_one_epoch(tmp_path):
     write_moviescope(tmp_path / "ms", (6, 3, 3))
     metrics = train_cli(

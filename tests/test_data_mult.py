@@ -24,7 +24,10 @@ def test_iemocap_labels_masks_and_neg_inf(tmp_path):
     train = dm._ensure("train")
     np.testing.assert_array_equal(train.labels[1], [1, 0, 1, 0])  # row 1's hot column is (1 + emotion) % 2
     assert dm.issue_counts["train"] == {"audio_neg_inf_to_0": {"fixed": 2}}
-    assert np.abs(train.modalities["audio"][0, -1, :2]).sum() == 0.0 and np.isfinite(train.modalities["audio"]).all()
+    assert (
+        np.abs(train.modalities["audio"][0, -1, :2]).sum() == 0.0
+        and np.isfinite(train.modalities["audio"]).all()
+    )
     sample = train[0]
     # the writer zero-pads the first T // 3 steps of each modality
     assert sample["text_mask"].tolist() == [False, False, True, True, True, True]
@@ -63,12 +66,23 @@ def test_nan_policy_and_wrong_shapes(tmp_path):
     data["valid"]["audio"] = data["valid"]["audio"][:, :, :70]
     with open(tmp_path / "mosi_data.pkl", "wb") as f:
         pickle.dump(data, f)
-    with pytest.raises(ValueError, match=r"\['valid'\]\['audio'\]: shape \(8, 7, 70\), expected \(N, T, 74\)"):
+    with pytest.raises(
+        ValueError, match=r"\['valid'\]\['audio'\]: shape \(8, 7, 70\), expected \(N, T, 74\)"
+    ):
         MulTDataModule(str(tmp_path), "mosi")
 
 
+@pytest.mark.slow
 def test_train_cli_iemocap_one_epoch(tmp_path):
     write_mult_pickle(tmp_path / "mult" / "iemocap_data.pkl", "iemocap")
-    metrics = train_cli(tmp_path / "run", "data=iemocap", f"data.root={tmp_path / 'mult'}", "trainer.max_epochs=1", "data.batch_size=8")
+    metrics = train_cli(
+        tmp_path / "run",
+        "data=iemocap",
+        f"data.root={tmp_path / 'mult'}",
+        "trainer.max_epochs=1",
+        "data.batch_size=8",
+    )
     assert 0.0 <= metrics["test/f1_micro"] <= 1.0
-    assert json.loads((tmp_path / "run" / "data_issues.json").read_text())["train"] == {"audio_neg_inf_to_0": {"fixed": 2}}
+    assert json.loads((tmp_path / "run" / "data_issues.json").read_text())["train"] == {
+        "audio_neg_inf_to_0": {"fixed": 2}
+    }

@@ -65,7 +65,9 @@ def _zip_bytes(files: dict[str, bytes]) -> bytes:
 
 def test_fsdd_download_resume_verify_extract(server, tmp_path):
     root, url = server
-    archive = _zip_bytes({f"free-spoken-digit-dataset-master/recordings/{d}_a_0.wav": bytes([d]) * 3000 for d in range(10)})
+    archive = _zip_bytes(
+        {f"free-spoken-digit-dataset-master/recordings/{d}_a_0.wav": bytes([d]) * 3000 for d in range(10)}
+    )
     (root / "master.zip").write_bytes(archive)
     digest = hashlib.sha256(archive).hexdigest()
     dest = tmp_path / "data"
@@ -75,7 +77,9 @@ def test_fsdd_download_resume_verify_extract(server, tmp_path):
     assert prepare_main(args) == 0
     assert RangeHandler.ranges == ["bytes=1000-"]  # resumed, not restarted
     assert (dest / "fsdd" / "master.zip").read_bytes() == archive
-    assert sorted(p.name for p in (dest / "fsdd" / "recordings").iterdir()) == [f"{d}_a_0.wav" for d in range(10)]
+    assert sorted(p.name for p in (dest / "fsdd" / "recordings").iterdir()) == [
+        f"{d}_a_0.wav" for d in range(10)
+    ]
     assert prepare_main(args) == 0  # finished work is not repeated
     assert len(RangeHandler.ranges) == 1
 
@@ -85,7 +89,18 @@ def test_corrupted_archive_is_rejected(server, tmp_path, capsys):
     good = _zip_bytes({"x/recordings/0_a_0.wav": b"abc"})
     (root / "master.zip").write_bytes(good[:-5] + b"XXXXX")  # corrupted in transit
     dest = tmp_path / "data"
-    code = prepare_main(["fsdd", "--dest", str(dest), "--mirror", url, "--sha256", f"master.zip={hashlib.sha256(good).hexdigest()}", "--no-progress"])
+    code = prepare_main(
+        [
+            "fsdd",
+            "--dest",
+            str(dest),
+            "--mirror",
+            url,
+            "--sha256",
+            f"master.zip={hashlib.sha256(good).hexdigest()}",
+            "--no-progress",
+        ]
+    )
     assert code == 1 and "sha256" in capsys.readouterr().err
     assert not (dest / "fsdd" / "master.zip").exists() and not (dest / "fsdd" / "master.zip.part").exists()
     assert not (dest / "fsdd" / "recordings").exists()

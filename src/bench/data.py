@@ -41,7 +41,9 @@ def write_posters(root: Path, n: int, seed: int = 0) -> list[Path]:
         Image.fromarray(image).save(root / "dataset" / f"{movie_id}.jpeg", "JPEG", quality=90)
         meta = {"plot": [f"plot {i}"], "genres": [GENRES[i % len(GENRES)]]}
         (root / "dataset" / f"{movie_id}.json").write_text(json.dumps(meta))
-    (root / "split.json").write_text(json.dumps({"train": ids[:n], "dev": ids[n : n + 2], "test": ids[n + 2 :]}))
+    (root / "split.json").write_text(
+        json.dumps({"train": ids[:n], "dev": ids[n : n + 2], "test": ids[n + 2 :]})
+    )
     return [root / "dataset" / f"{i}.jpeg" for i in ids[:n]]
 
 
@@ -66,7 +68,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--n", type=int, default=512, help="synthetic posters")
     parser.add_argument("--epochs", type=int, default=3, help="passes; the best pass of each is reported")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (the PIL loop uses one)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch intra-op threads (the PIL loop uses one)"
+    )
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -81,7 +85,9 @@ def main(argv: list[str]) -> int:
             jpeg_rates.append(loader_pass(loader))
         bare, jpeg = max(bare_rates), max(jpeg_rates)
         frozen = {"image": {"_target_": "src.models.encoders.base.MLPEncoder", "hidden_dims": [256]}}
-        cached = MMIMDbDataModule(str(root), frozen=frozen, feature_cache_dir=str(Path(tmp) / "cache"), **common)
+        cached = MMIMDbDataModule(
+            str(root), frozen=frozen, feature_cache_dir=str(Path(tmp) / "cache"), **common
+        )
         start = time.perf_counter()
         cached._ensure("train")  # the one-off precomputation through the cache
         precompute_s = time.perf_counter() - start

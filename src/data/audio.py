@@ -33,7 +33,9 @@ def add_noise(signal: np.ndarray, snr_db: float, rng: np.random.Generator) -> np
     return (signal + noise).astype(np.float32)
 
 
-def spectrogram(signals: np.ndarray | list[np.ndarray], n_samples: int, freq_bins: int = 112, time_frames: int = 112) -> np.ndarray:
+def spectrogram(
+    signals: np.ndarray | list[np.ndarray], n_samples: int, freq_bins: int = 112, time_frames: int = 112
+) -> np.ndarray:
     """``log(1 + |STFT|)`` of each signal zero-padded/trimmed to ``n_samples``: (..., freq_bins, time_frames).
 
     One signal (1-D array) gives (freq_bins, time_frames); a list gives a stacked batch. Hann window,
@@ -46,7 +48,14 @@ def spectrogram(signals: np.ndarray | list[np.ndarray], n_samples: int, freq_bin
         x[row, : min(n_samples, len(signal))] = signal[:n_samples]
     n_fft = 2 * (freq_bins - 1)
     hop = math.ceil(n_samples / time_frames)
-    stft = torch.stft(torch.from_numpy(x), n_fft=n_fft, hop_length=hop, window=torch.hann_window(n_fft), center=True, return_complex=True)
+    stft = torch.stft(
+        torch.from_numpy(x),
+        n_fft=n_fft,
+        hop_length=hop,
+        window=torch.hann_window(n_fft),
+        center=True,
+        return_complex=True,
+    )
     spec = torch.log1p(stft.abs()).numpy()[..., :time_frames]
     if spec.shape[-1] < time_frames:
         spec = np.pad(spec, ((0, 0), (0, 0), (0, time_frames - spec.shape[-1])))

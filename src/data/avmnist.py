@@ -69,9 +69,15 @@ class AVMNISTDataModule(FileDataModule):
         }  # fmt: skip
         self.val_takes = [int(t) for t in val_takes]
         self.pair_seed = pair_seed
-        self._images, self._labels, self._indices = load_mnist(Path(mnist_root), val_fraction, split_fractions, split_seed)
+        self._images, self._labels, self._indices = load_mnist(
+            Path(mnist_root), val_fraction, split_fractions, split_seed
+        )
         self.view = PCAViews.fit(self._images[self._indices["train"]], energy, share_ratio=1.0, n_views=1)
-        log.info("avmnist image view: %.3f of the variance (%d components)", self.view.view_energy[0], len(self.view.view_components[0]))
+        log.info(
+            "avmnist image view: %.3f of the variance (%d components)",
+            self.view.view_energy[0],
+            len(self.view.view_components[0]),
+        )
         self._recordings = self._scan_fsdd()
         self._spectrograms = self._compute_spectrograms()
         self.class_names = [str(d) for d in range(10)]
@@ -79,7 +85,10 @@ class AVMNISTDataModule(FileDataModule):
             "image": {"shape": [1, *self._images.shape[1:]], "kind": "image"},
             "audio": {"shape": [1, freq_bins, time_frames], "kind": "image"},
         }
-        self.default_encoders = {m: {"_target_": "src.models.encoders.base.MLPEncoder", "hidden_dims": [256]} for m in self.modalities}
+        self.default_encoders = {
+            m: {"_target_": "src.models.encoders.base.MLPEncoder", "hidden_dims": [256]}
+            for m in self.modalities
+        }
         self.setup_frozen()
 
     def _scan_fsdd(self) -> dict[str, list[tuple[int, Path]]]:
@@ -97,7 +106,9 @@ class AVMNISTDataModule(FileDataModule):
         for split, recs in per_split.items():
             missing = sorted(set(range(10)) - {d for d, _ in recs})
             if missing:
-                raise ValueError(f"FSDD under {folder}: the {split} split has no recording of digits {missing}")
+                raise ValueError(
+                    f"FSDD under {folder}: the {split} split has no recording of digits {missing}"
+                )
         log.info("FSDD: %s recordings per split", {s: len(r) for s, r in per_split.items()})
         return per_split
 

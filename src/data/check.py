@@ -14,7 +14,6 @@ import sys
 from collections import defaultdict
 from typing import Any
 
-import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.errors import InstantiationException
@@ -28,7 +27,9 @@ from src.metrics import MULTICLASS, MULTILABEL
 from src.utils.resolvers import REPO_ROOT
 
 
-def check_sample(sample: dict[str, Any], modalities: dict[str, dict[str, Any]], task: str, n_classes: int) -> list[tuple[str, str]]:
+def check_sample(
+    sample: dict[str, Any], modalities: dict[str, dict[str, Any]], task: str, n_classes: int
+) -> list[tuple[str, str]]:
     """Problems of one decoded sample as (problem, message)."""
     problems = []
     for name, spec in modalities.items():
@@ -53,7 +54,9 @@ def check_sample(sample: dict[str, Any], modalities: dict[str, dict[str, Any]], 
     if not torch.isfinite(labels.float()).all():
         problems.append(("unknown_label", f"labels not finite: {labels.tolist()}"))
     elif task == MULTILABEL and (labels.numel() != n_classes or not ((labels == 0) | (labels == 1)).all()):
-        problems.append(("unknown_label", f"multilabel labels {labels.tolist()} are not {n_classes} zeros/ones"))
+        problems.append(
+            ("unknown_label", f"multilabel labels {labels.tolist()} are not {n_classes} zeros/ones")
+        )
     elif task == MULTICLASS and not 0 <= int(labels) < n_classes:
         problems.append(("unknown_label", f"class {int(labels)} outside 0..{n_classes - 1}"))
     return problems
@@ -67,7 +70,12 @@ def check(datamodule: FusionDataModule) -> tuple[dict[str, dict[str, Any]], bool
         try:
             dataset = datamodule._ensure(split)
         except (ValueError, OSError) as err:
-            report[split] = {"samples": 0, "problems": {"split_unreadable": 1}, "examples": {"split_unreadable": [str(err)]}, "fixed": {}}
+            report[split] = {
+                "samples": 0,
+                "problems": {"split_unreadable": 1},
+                "examples": {"split_unreadable": [str(err)]},
+                "fixed": {},
+            }
             clean = False
             continue
         counts: dict[str, int] = defaultdict(int)
@@ -87,13 +95,20 @@ def check(datamodule: FusionDataModule) -> tuple[dict[str, dict[str, Any]], bool
             except (ValueError, OSError) as err:
                 found = [("unreadable_file", f"{dataset.ids[index]}: {err}")]
             else:
-                found = check_sample(sample, datamodule.modalities, datamodule.task, len(datamodule.class_names))
+                found = check_sample(
+                    sample, datamodule.modalities, datamodule.task, len(datamodule.class_names)
+                )
             for problem, message in found:
                 counts[problem] += 1
                 if len(examples[problem]) < MAX_EXAMPLES:
                     examples[problem].append(f"{dataset.ids[index]}: {message}")
         clean = clean and not counts
-        report[split] = {"samples": len(dataset), "problems": dict(counts), "examples": dict(examples), "fixed": fixed}
+        report[split] = {
+            "samples": len(dataset),
+            "problems": dict(counts),
+            "examples": dict(examples),
+            "fixed": fixed,
+        }
     return report, clean
 
 

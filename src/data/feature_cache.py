@@ -56,7 +56,15 @@ class FeatureCache:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
 
-    def key(self, dataset: str, split: str, ids: Sequence[str], encoder: str, weights: str, preprocessing: Mapping[str, Any]) -> dict[str, Any]:
+    def key(
+        self,
+        dataset: str,
+        split: str,
+        ids: Sequence[str],
+        encoder: str,
+        weights: str,
+        preprocessing: Mapping[str, Any],
+    ) -> dict[str, Any]:
         return {
             "dataset": dataset,
             "split": split,
@@ -78,7 +86,9 @@ class FeatureCache:
             return None
         meta = json.loads((entry / "meta.json").read_text())
         if meta["key"] != json.loads(json.dumps(key, default=str)):
-            raise RuntimeError(f"feature cache entry {entry} holds another key (hash collision?): {meta['key']}")
+            raise RuntimeError(
+                f"feature cache entry {entry} holds another key (hash collision?): {meta['key']}"
+            )
         return np.load(entry / "features.npy", mmap_mode="r")
 
     def write(self, key: Mapping[str, Any], batches: Iterable[np.ndarray], n_rows: int) -> np.ndarray:
@@ -93,7 +103,9 @@ class FeatureCache:
         for batch in batches:
             batch = np.asarray(batch, dtype=np.float32)
             if out is None:
-                out = np.lib.format.open_memmap(tmp / "features.npy", mode="w+", dtype=np.float32, shape=(n_rows, *batch.shape[1:]))
+                out = np.lib.format.open_memmap(
+                    tmp / "features.npy", mode="w+", dtype=np.float32, shape=(n_rows, *batch.shape[1:])
+                )
             out[row : row + len(batch)] = batch
             row += len(batch)
         if out is None or row != n_rows:
@@ -109,16 +121,26 @@ class FeatureCache:
             os.replace(tmp, entry)
         return np.load(entry / "features.npy", mmap_mode="r")
 
-    def get_or_compute(self, key: Mapping[str, Any], compute: Callable[[], Iterable[np.ndarray]], n_rows: int) -> np.ndarray:
+    def get_or_compute(
+        self, key: Mapping[str, Any], compute: Callable[[], Iterable[np.ndarray]], n_rows: int
+    ) -> np.ndarray:
         cached = self.load(key)
         if cached is not None:
             log.info("feature cache hit: %s", self.path(key))
             return cached
-        log.info("feature cache miss: computing %s/%s with %s -> %s", key["dataset"], key["split"], key["encoder"], self.path(key))
+        log.info(
+            "feature cache miss: computing %s/%s with %s -> %s",
+            key["dataset"],
+            key["split"],
+            key["encoder"],
+            self.path(key),
+        )
         return self.write(key, compute(), n_rows)
 
 
-def encode_batches(encoder: Encoder, batches: Iterable[tuple[Any, torch.Tensor | None]]) -> Iterable[np.ndarray]:
+def encode_batches(
+    encoder: Encoder, batches: Iterable[tuple[Any, torch.Tensor | None]]
+) -> Iterable[np.ndarray]:
     """Run a frozen encoder (eval mode, no grad) over ``(inputs, mask)`` batches; sequences are mean-pooled."""
     encoder.eval()
     with torch.no_grad():

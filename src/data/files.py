@@ -49,7 +49,9 @@ class FileDataModule(FusionDataModule):
         self.frozen_specs = {m: dict(spec) for m, spec in (frozen or {}).items() if spec}
         self.frozen_encoders: dict[str, Encoder] = {}
         if self.frozen_specs and not feature_cache_dir:
-            raise ValueError("data.frozen needs data.feature_cache_dir (where the computed features are stored)")
+            raise ValueError(
+                "data.frozen needs data.feature_cache_dir (where the computed features are stored)"
+            )
         self.feature_cache = FeatureCache(feature_cache_dir) if feature_cache_dir else None
         self.frozen_batch_size = frozen_batch_size
 
@@ -66,13 +68,19 @@ class FileDataModule(FusionDataModule):
         """Build the frozen encoders (call at the end of ``__init__``, once ``modalities`` is set)."""
         for modality, spec in self.frozen_specs.items():
             if modality not in self.modalities:
-                raise ValueError(f"data.frozen names {modality!r}; {self.name} has modalities {sorted(self.modalities)}")
+                raise ValueError(
+                    f"data.frozen names {modality!r}; {self.name} has modalities {sorted(self.modalities)}"
+                )
             shape, kind = self.modalities[modality]["shape"], self.modalities[modality]["kind"]
             encoder = build_encoder(spec, shape, kind)
             for p in encoder.parameters():
                 p.requires_grad_(False)
             self.frozen_encoders[modality] = encoder
-            self.modalities[modality] = {"shape": [encoder.out_dim], "kind": "vector", "frozen": dict(encoder.provenance)}
+            self.modalities[modality] = {
+                "shape": [encoder.out_dim],
+                "kind": "vector",
+                "frozen": dict(encoder.provenance),
+            }
             self.default_encoders[modality] = dict(IDENTITY_SPEC)
 
     def _ensure(self, split: str) -> Dataset:
@@ -89,7 +97,9 @@ class FileDataModule(FusionDataModule):
     def _attach_features(self, dataset: Dataset, split: str, modality: str, encoder: Encoder) -> None:
         assert self.feature_cache is not None
         name = encoder.provenance.get("encoder", type(encoder).__name__)
-        key = self.feature_cache.key(self.name, split, dataset.ids, str(name), weights_sha256(encoder), self.preprocessing(modality))
+        key = self.feature_cache.key(
+            self.name, split, dataset.ids, str(name), weights_sha256(encoder), self.preprocessing(modality)
+        )
         features = self.feature_cache.get_or_compute(
             key, lambda: encode_batches(encoder, self._modality_batches(dataset, modality)), len(dataset)
         )
@@ -100,7 +110,11 @@ class FileDataModule(FusionDataModule):
         dataset.extras.pop(f"{modality}_mask", None)
 
     def _modality_batches(self, dataset: Dataset, modality: str):
-        read = dataset.readers[modality] if isinstance(dataset, LazyDataset) else RowReader(dataset.modalities[modality])
+        read = (
+            dataset.readers[modality]
+            if isinstance(dataset, LazyDataset)
+            else RowReader(dataset.modalities[modality])
+        )
         mask_values = dataset.extras.get(f"{modality}_mask")
         is_sequence = self.frozen_encoders[modality].kind == "sequence"
         for start in range(0, len(dataset), self.frozen_batch_size):
@@ -117,9 +131,15 @@ class FileDataModule(FusionDataModule):
             yield batch[modality], batch.get(f"{modality}_mask")
 
 
-def finite_or_problem(issues: IssueLog, split: str, where: str, array: np.ndarray) -> tuple[np.ndarray, str | None]:
+def finite_or_problem(
+    issues: IssueLog, split: str, where: str, array: np.ndarray
+) -> tuple[np.ndarray, str | None]:
     """Apply the ``nonfinite`` policy to one array: returns (array, None | 'skip' | 'blank')."""
     if np.isfinite(array).all():
         return array, None
     action = issues.problem(split, "nonfinite", f"{where}: {int((~np.isfinite(array)).sum())} NaN/inf values")
-    return (np.nan_to_num(array, nan=0.0, posinf=0.0, neginf=0.0), action) if action == "blank" else (array, action)
+    return (
+        (np.nan_to_num(array, nan=0.0, posinf=0.0, neginf=0.0), action)
+        if action == "blank"
+        else (array, action)
+    )

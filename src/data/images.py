@@ -39,7 +39,14 @@ def decode_image(path: Path, size: Sequence[int], mode: str = "resize_crop") -> 
 class PosterReader:
     """``reader(row)``: the row's poster as float32 (3, H, W); rows without a poster read as zeros (``blank``)."""
 
-    def __init__(self, paths: Sequence[Path | None], size: Sequence[int], mode: str, mean: Sequence[float] | None, std: Sequence[float] | None) -> None:
+    def __init__(
+        self,
+        paths: Sequence[Path | None],
+        size: Sequence[int],
+        mode: str,
+        mean: Sequence[float] | None,
+        std: Sequence[float] | None,
+    ) -> None:
         self.paths = list(paths)
         self.size = [int(s) for s in size]
         self.mode = mode

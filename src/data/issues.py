@@ -54,7 +54,9 @@ class IssueLog:
                 raise ValueError(f"data.on_problem.{problem}={policy!r}; allowed: {list(PROBLEMS[problem])}")
         self.policies = {p: policies.get(p, ERROR) for p in PROBLEMS}
         self.report = report
-        self.counts: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
+        self.counts: dict[str, dict[str, dict[str, int]]] = defaultdict(
+            lambda: defaultdict(lambda: defaultdict(int))
+        )
         self.examples: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
 
     def problem(self, split: str, problem: str, message: str, allow: tuple[str, ...] | None = None) -> str:
@@ -64,7 +66,9 @@ class IssueLog:
         """
         policy = SKIP if self.report else self.policies[problem]
         if allow is not None and policy not in allow and policy != ERROR:
-            raise ValueError(f"data.on_problem.{problem}={policy!r} is not possible here ({message}); allowed: {list(allow)}")
+            raise ValueError(
+                f"data.on_problem.{problem}={policy!r} is not possible here ({message}); allowed: {list(allow)}"
+            )
         if policy == ERROR:
             raise DataIssueError(
                 f"[{split}] {problem}: {message}\n(set data.on_problem.{problem} to one of "
@@ -92,7 +96,13 @@ class IssueLog:
     def summarise(self, split: str) -> None:
         """Log one line per problem of ``split`` that was skipped/blanked/fixed."""
         for problem, actions in self.counts.get(split, {}).items():
-            log.warning("[%s] data %s: %s (examples: %s)", split, problem, dict(actions), self.examples[split].get(problem, [])[:2])
+            log.warning(
+                "[%s] data %s: %s (examples: %s)",
+                split,
+                problem,
+                dict(actions),
+                self.examples[split].get(problem, [])[:2],
+            )
 
 
 def write_issue_counts(path: Path, counts: Mapping[str, Any]) -> None:

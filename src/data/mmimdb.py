@@ -80,7 +80,9 @@ def read_split(path: Path) -> dict[str, list[str]]:
     for ours, theirs in SPLIT_NAMES.items():
         ids = raw.get(theirs) if isinstance(raw, dict) else None
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-            raise ValueError(f"{path}: key {theirs!r} must be a list of id strings; file has keys {list(raw) if isinstance(raw, dict) else type(raw)}")
+            raise ValueError(
+                f"{path}: key {theirs!r} must be a list of id strings; file has keys {list(raw) if isinstance(raw, dict) else type(raw)}"
+            )
         if len(set(ids)) != len(ids):
             raise ValueError(f"{path}: split {theirs!r} repeats ids")
         splits[ours] = ids
@@ -111,7 +113,10 @@ def genre_vector(genres: Any, where: str) -> tuple[np.ndarray | None, str | None
         return None, f"{where}: 'genres' must be a list of strings, got {genres!r}"
     unknown = sorted(set(genres) - set(GENRES) - DROPPED_GENRES)
     if unknown:
-        return None, f"{where}: genres {unknown} are neither among the 23 of the task {GENRES} nor the dropped {sorted(DROPPED_GENRES)}"
+        return (
+            None,
+            f"{where}: genres {unknown} are neither among the 23 of the task {GENRES} nor the dropped {sorted(DROPPED_GENRES)}",
+        )
     vector = np.array([g in genres for g in GENRES], dtype=np.float32)
     if not vector.any():
         return None, f"{where}: none of the 23 genres among {genres}"
@@ -152,24 +157,43 @@ class MMIMDbDataModule(FileDataModule):
         if problem:
             raise DatasetNotFoundError(problem)
         self.class_names = list(GENRES)
-        self.plot_choice, self.text_normalization, self.text_features = plot_choice, text_normalization, text_features
-        self.poster = {"size": [int(s) for s in poster_size], "mode": poster_mode, "mean": poster_mean, "std": poster_std}
+        self.plot_choice, self.text_normalization, self.text_features = (
+            plot_choice,
+            text_normalization,
+            text_features,
+        )
+        self.poster = {
+            "size": [int(s) for s in poster_size],
+            "mode": poster_mode,
+            "mean": poster_mean,
+            "std": poster_std,
+        }
         self.hashing = HashingVectorizer(n_features=hashing_features, alternate_sign=False, norm="l2")
         if format == "raw":
             self._split_ids = read_split(self.root / "split.json")
-            text = {"shape": [], "kind": "text"} if text_features == "string" else {"shape": [hashing_features], "kind": "vector"}
+            text = (
+                {"shape": [], "kind": "text"}
+                if text_features == "string"
+                else {"shape": [hashing_features], "kind": "vector"}
+            )
             self.modalities = {"text": text, "image": {"shape": [3, *self.poster["size"]], "kind": "image"}}
         else:
             self.sources = {"text": "features", "image": "vgg_features", **(hdf5_sources or {})}
             self._h5_layout = self._read_hdf5_layout()
         mlp = {"_target_": "src.models.encoders.base.MLPEncoder", "hidden_dims": [512]}
-        self.default_encoders = {m: dict(mlp) for m, spec in self.modalities.items() if spec["kind"] != "text"}
+        self.default_encoders = {
+            m: dict(mlp) for m, spec in self.modalities.items() if spec["kind"] != "text"
+        }
         self.setup_frozen()
 
     def preprocessing(self, modality: str) -> dict[str, Any]:
         if modality == "image":
             return {"format": self.format, **self.poster}
-        return {"format": self.format, "plot_choice": self.plot_choice, "text_normalization": self.text_normalization}
+        return {
+            "format": self.format,
+            "plot_choice": self.plot_choice,
+            "text_normalization": self.text_normalization,
+        }
 
     # raw --------------------------------------------------------------------------------------
     def load_split(self, split: str) -> SampleDataset | LazyDataset:
@@ -179,7 +203,9 @@ class MMIMDbDataModule(FileDataModule):
         """(plots, genre vector) of one movie, or None when the policy skips it."""
         path = self.root / "dataset" / f"{movie_id}.json"
         if not path.is_file():
-            self.issues.problem(split, "missing_id", f"id {movie_id} of split.json has no {path}", allow=("skip",))
+            self.issues.problem(
+                split, "missing_id", f"id {movie_id} of split.json has no {path}", allow=("skip",)
+            )
             return None
         try:
             meta = json.loads(path.read_text(encoding="utf-8"))
@@ -195,9 +221,15 @@ class MMIMDbDataModule(FileDataModule):
         plots = meta.get("plot")
         if isinstance(plots, str):
             plots = [plots]
-        plots = [p for p in plots or [] if isinstance(p, str) and p.strip()] if isinstance(plots, list | type(None)) else []
+        plots = (
+            [p for p in plots or [] if isinstance(p, str) and p.strip()]
+            if isinstance(plots, list | type(None))
+            else []
+        )
         if not plots:
-            action = self.issues.problem(split, "empty_text", f"{path}: 'plot' has no non-empty string (got {meta.get('plot')!r})")
+            action = self.issues.problem(
+                split, "empty_text", f"{path}: 'plot' has no non-empty string (got {meta.get('plot')!r})"
+            )
             if action == "skip":
                 return None
             plots = [""]
@@ -236,9 +268,17 @@ class MMIMDbDataModule(FileDataModule):
                 posters.append(poster)
         if not ids:
             raise ValueError(f"MM-IMDb {split}: no usable movie under {self.root}")
-        log.info("mmimdb %s: %d samples from %d ids of split.json", split, len(ids), len(self._split_ids[split]))
-        text_reader = texts.__getitem__ if self.text_features == "string" else RowReader(self.hashing.transform(texts).toarray().astype(np.float32))
-        image_reader = PosterReader(posters, self.poster["size"], self.poster["mode"], self.poster["mean"], self.poster["std"])
+        log.info(
+            "mmimdb %s: %d samples from %d ids of split.json", split, len(ids), len(self._split_ids[split])
+        )
+        text_reader = (
+            texts.__getitem__
+            if self.text_features == "string"
+            else RowReader(self.hashing.transform(texts).toarray().astype(np.float32))
+        )
+        image_reader = PosterReader(
+            posters, self.poster["size"], self.poster["mode"], self.poster["mean"], self.poster["std"]
+        )
         return LazyDataset(ids, {"text": text_reader, "image": image_reader}, np.stack(labels))
 
     # hdf5 -------------------------------------------------------------------------------------
@@ -248,23 +288,33 @@ class MMIMDbDataModule(FileDataModule):
         with h5py.File(path, "r") as f:
             for modality, source in self.sources.items():
                 if source not in HDF5_SOURCES.get(modality, ()):
-                    raise ValueError(f"data.hdf5_sources.{modality}={source!r}; expected one of {HDF5_SOURCES.get(modality)}")
+                    raise ValueError(
+                        f"data.hdf5_sources.{modality}={source!r}; expected one of {HDF5_SOURCES.get(modality)}"
+                    )
             for key in (*self.sources.values(), "genres", "imdb_ids"):
                 if key not in f:
                     raise ValueError(f"{path}: dataset {key!r} missing; the file has {sorted(f)}")
             if "split" not in f.attrs:
-                raise ValueError(f"{path}: no Fuel 'split' attribute (structured array of split/source/start/stop)")
+                raise ValueError(
+                    f"{path}: no Fuel 'split' attribute (structured array of split/source/start/stop)"
+                )
             table = f.attrs["split"]
             names = table.dtype.names or ()
             if not {"split", "source", "start", "stop"} <= set(names):
-                raise ValueError(f"{path}: 'split' attribute has fields {names}, expected split, source, start, stop")
+                raise ValueError(
+                    f"{path}: 'split' attribute has fields {names}, expected split, source, start, stop"
+                )
             ranges: dict[tuple[str, str], tuple[int, int]] = {}
             for row in table:
                 ranges[(_text(row["split"]), _text(row["source"]))] = (int(row["start"]), int(row["stop"]))
             target_names = f["genres"].attrs.get("target_names")
             if target_names is None:
                 raise ValueError(f"{path}: 'genres' has no 'target_names' attribute")
-            names_list = json.loads(_text(target_names)) if isinstance(target_names, bytes | str) else [_text(t) for t in target_names]
+            names_list = (
+                json.loads(_text(target_names))
+                if isinstance(target_names, bytes | str)
+                else [_text(t) for t in target_names]
+            )
             if sorted(names_list) != sorted(GENRES):
                 raise ValueError(f"{path}: genres/target_names {names_list} are not the 23 genres {GENRES}")
             n = len(f["genres"])
@@ -272,16 +322,23 @@ class MMIMDbDataModule(FileDataModule):
             for key in (*self.sources.values(), "imdb_ids"):
                 if len(f[key]) != n:
                     raise ValueError(f"{path}: {key!r} has {len(f[key])} rows, genres has {n}")
-        self.modalities = {m: {"shape": shapes[m], "kind": "image" if len(shapes[m]) == 3 else "vector"} for m in self.sources}
+        self.modalities = {
+            m: {"shape": shapes[m], "kind": "image" if len(shapes[m]) == 3 else "vector"}
+            for m in self.sources
+        }
         return {"path": path, "ranges": ranges, "order": [names_list.index(g) for g in GENRES]}
 
     def _split_range(self, split: str) -> tuple[int, int]:
         ranges, theirs = self._h5_layout["ranges"], SPLIT_NAMES[split]
         found = {ranges[(theirs, s)] for s in (*self.sources.values(), "genres") if (theirs, s) in ranges}
         if not found:
-            raise ValueError(f"{self._h5_layout['path']}: the split attribute has no rows for split {theirs!r}")
+            raise ValueError(
+                f"{self._h5_layout['path']}: the split attribute has no rows for split {theirs!r}"
+            )
         if len(found) > 1:
-            raise ValueError(f"{self._h5_layout['path']}: sources disagree on the {theirs!r} range: {sorted(found)}")
+            raise ValueError(
+                f"{self._h5_layout['path']}: sources disagree on the {theirs!r} range: {sorted(found)}"
+            )
         return found.pop()
 
     def _load_hdf5(self, split: str) -> SampleDataset | LazyDataset:
@@ -290,19 +347,30 @@ class MMIMDbDataModule(FileDataModule):
         with h5py.File(path, "r") as f:
             ids = [_text(i) for i in f["imdb_ids"][start:stop]]
             labels = np.asarray(f["genres"][start:stop])[:, self._h5_layout["order"]].astype(np.float32)
-            vectors = {m: np.asarray(f[s][start:stop], dtype=np.float32) for m, s in self.sources.items() if self.modalities[m]["kind"] == "vector"}
+            vectors = {
+                m: np.asarray(f[s][start:stop], dtype=np.float32)
+                for m, s in self.sources.items()
+                if self.modalities[m]["kind"] == "vector"
+            }
         keep = np.ones(len(ids), dtype=bool)
         for m, array in vectors.items():
             bad = ~np.isfinite(array).all(axis=1)
             for row in np.flatnonzero(bad):
-                action = self.issues.problem(split, "nonfinite", f"{path}:{self.sources[m]}[{start + row}] (id {ids[row]}) has NaN/inf")
+                action = self.issues.problem(
+                    split, "nonfinite", f"{path}:{self.sources[m]}[{start + row}] (id {ids[row]}) has NaN/inf"
+                )
                 if action == "skip":
                     keep[row] = False
                 else:
                     array[row] = np.nan_to_num(array[row], nan=0.0, posinf=0.0, neginf=0.0)
         no_label = labels.sum(1) == 0
         for row in np.flatnonzero(no_label & keep):
-            self.issues.problem(split, "unknown_label", f"{path}:genres[{start + row}] (id {ids[row]}) has no genre", allow=("skip",))
+            self.issues.problem(
+                split,
+                "unknown_label",
+                f"{path}:genres[{start + row}] (id {ids[row]}) has no genre",
+                allow=("skip",),
+            )
             keep[row] = False
         rows = np.flatnonzero(keep)
         readers = {m: RowReader(v[rows]) for m, v in vectors.items()}

@@ -48,7 +48,9 @@ def read_idx(path: Path) -> np.ndarray:
     offset = 4 + 4 * ndim
     expected = int(np.prod(dims))
     if len(data) - offset != expected:
-        raise ValueError(f"{path}: header says {dims} ({expected} bytes) but {len(data) - offset} data bytes follow")
+        raise ValueError(
+            f"{path}: header says {dims} ({expected} bytes) but {len(data) - offset} data bytes follow"
+        )
     return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(dims)
 
 
@@ -56,7 +58,9 @@ def _find(root: Path, patterns: Sequence[str]) -> list[Path]:
     return sorted({p for pattern in patterns for p in root.glob(pattern) if p.is_file()})
 
 
-def load_mnist(root: Path, val_fraction: float, split_fractions: Sequence[float], split_seed: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+def load_mnist(
+    root: Path, val_fraction: float, split_fractions: Sequence[float], split_seed: int
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """All images (N, 28, 28) in [0, 1], labels (N,) and the train/val/test row indices."""
     if not root.is_dir():
         raise DatasetNotFoundError(f"MNIST not found: {root} is not a folder.\n{HOW_TO_GET}")
@@ -76,7 +80,9 @@ def load_mnist(root: Path, val_fraction: float, split_fractions: Sequence[float]
     for image_path, label_path in pairs:
         x, y = read_idx(image_path), read_idx(label_path)
         if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
-            raise ValueError(f"{image_path} {x.shape} and {label_path} {y.shape}: expected (N, rows, cols) images and N labels")
+            raise ValueError(
+                f"{image_path} {x.shape} and {label_path} {y.shape}: expected (N, rows, cols) images and N labels"
+            )
         if y.max(initial=0) > 9:
             raise ValueError(f"{label_path}: labels up to {y.max()}, expected digits 0-9")
         arrays.append((x, y))
@@ -86,7 +92,13 @@ def load_mnist(root: Path, val_fraction: float, split_fractions: Sequence[float]
         n_train = len(arrays[0][0])
         inner = stratified_split(labels[:n_train], (1 - val_fraction, val_fraction, 0.0), split_seed)
         indices = {"train": inner["train"], "val": inner["val"], "test": np.arange(n_train, len(labels))}
-        log.info("MNIST: official split (%s / %s), val = %.0f%% of train (seed %d)", pairs[0][0].name, pairs[1][0].name, 100 * val_fraction, split_seed)
+        log.info(
+            "MNIST: official split (%s / %s), val = %.0f%% of train (seed %d)",
+            pairs[0][0].name,
+            pairs[1][0].name,
+            100 * val_fraction,
+            split_seed,
+        )
     else:
         indices = stratified_split(labels, split_fractions, split_seed)
         log.info(
@@ -101,7 +113,9 @@ def _labels_for(images: Path) -> Path:
     for candidate in candidates:
         if candidate.is_file():
             return candidate
-    raise DatasetNotFoundError(f"MNIST: {images} has no labels file (expected {candidates[0]}).\n{HOW_TO_GET}")
+    raise DatasetNotFoundError(
+        f"MNIST: {images} has no labels file (expected {candidates[0]}).\n{HOW_TO_GET}"
+    )
 
 
 class MNISTDataModule(FileDataModule):
@@ -122,13 +136,22 @@ class MNISTDataModule(FileDataModule):
     ) -> None:
         super().__init__(**options)
         self.root = Path(root)
-        self._images, self._labels, self._indices = load_mnist(self.root, val_fraction, split_fractions, split_seed)
+        self._images, self._labels, self._indices = load_mnist(
+            self.root, val_fraction, split_fractions, split_seed
+        )
         self.views = PCAViews.fit(self._images[self._indices["train"]], energy, share_ratio)
-        log.info("mmnist views: energy %s, shared %.3f", [round(e, 3) for e in self.views.view_energy], self.views.shared_energy)
+        log.info(
+            "mmnist views: energy %s, shared %.3f",
+            [round(e, 3) for e in self.views.view_energy],
+            self.views.shared_energy,
+        )
         self.class_names = [str(d) for d in range(10)]
         side = list(self._images.shape[1:])
         self.modalities = {f"view{i + 1}": {"shape": [1, *side], "kind": "image"} for i in range(2)}
-        self.default_encoders = {m: {"_target_": "src.models.encoders.base.MLPEncoder", "hidden_dims": [256]} for m in self.modalities}
+        self.default_encoders = {
+            m: {"_target_": "src.models.encoders.base.MLPEncoder", "hidden_dims": [256]}
+            for m in self.modalities
+        }
         self.setup_frozen()
 
     def load_split(self, split: str) -> SampleDataset:

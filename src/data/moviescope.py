@@ -41,7 +41,9 @@ def video_array(x: np.ndarray, where: str) -> np.ndarray:
     if x.ndim == 3 and x.shape[0] == 1:
         x = x[0]
     if x.ndim != 2 or x.shape[1] != 4096:
-        raise ValueError(f"{where}: frame features of shape {np.shape(x)}, expected (200, 4096) or (1, 200, 4096)")
+        raise ValueError(
+            f"{where}: frame features of shape {np.shape(x)}, expected (200, 4096) or (1, 200, 4096)"
+        )
     return x
 
 
@@ -58,15 +60,28 @@ def mel_array(x: np.ndarray, where: str) -> np.ndarray:
     if x.ndim == 4 and x.shape[0] == 1 and x.shape[2] == 96:
         x = np.concatenate(list(x[0]), axis=1)
     if x.ndim != 2 or x.shape[0] != 96:
-        raise ValueError(f"{where}: mel spectrogram of shape {np.shape(x)}, expected (96, T) or (1, 4, 96, T')")
+        raise ValueError(
+            f"{where}: mel spectrogram of shape {np.shape(x)}, expected (96, T) or (1, 4, 96, T')"
+        )
     return np.ascontiguousarray(x.T)
 
 
 class PickleReader:
     """``reader(row)``: the row's pickle, validated by ``convert``; rows without a file read as zeros (blank)."""
 
-    def __init__(self, paths: Sequence[Path | None], convert: Callable[[np.ndarray, str], np.ndarray], blank_shape: Sequence[int], max_rows: int | None = None) -> None:
-        self.paths, self.convert, self.blank_shape, self.max_rows = list(paths), convert, tuple(blank_shape), max_rows
+    def __init__(
+        self,
+        paths: Sequence[Path | None],
+        convert: Callable[[np.ndarray, str], np.ndarray],
+        blank_shape: Sequence[int],
+        max_rows: int | None = None,
+    ) -> None:
+        self.paths, self.convert, self.blank_shape, self.max_rows = (
+            list(paths),
+            convert,
+            tuple(blank_shape),
+            max_rows,
+        )
 
     def __call__(self, row: int) -> np.ndarray:
         path = self.paths[row]
@@ -95,23 +110,35 @@ class MoviescopeDataModule(FileDataModule):
     ) -> None:
         super().__init__(**options)
         self.root = Path(root)
-        missing = [f"{name}.jsonl" for name in SPLIT_FILES.values() if not (self.root / f"{name}.jsonl").is_file()]
+        missing = [
+            f"{name}.jsonl" for name in SPLIT_FILES.values() if not (self.root / f"{name}.jsonl").is_file()
+        ]
         if missing:
-            raise DatasetNotFoundError(f"Moviescope not found under {self.root}: missing {missing}.\n{HOW_TO_GET}")
+            raise DatasetNotFoundError(
+                f"Moviescope not found under {self.root}: missing {missing}.\n{HOW_TO_GET}"
+            )
         if audio_folder not in AUDIO_FOLDERS:
             raise ValueError(f"data.audio_folder={audio_folder!r}; expected one of {AUDIO_FOLDERS}")
         known = {"video", "audio", "poster", "metadata", "text"}
         if not set(modalities) <= known or not modalities:
             raise ValueError(f"data.modalities={list(modalities)}; choose from {sorted(known)}")
-        self.audio_folder, self.audio_max_frames, self.text_features = audio_folder, audio_max_frames, text_features
+        self.audio_folder, self.audio_max_frames, self.text_features = (
+            audio_folder,
+            audio_max_frames,
+            text_features,
+        )
         self.hashing = HashingVectorizer(n_features=hashing_features, alternate_sign=False, norm="l2")
         self._rows = {s: self._read_jsonl(s) for s in SPLIT_FILES}
-        self.class_names = list(genres) if genres else sorted({g for r in self._rows["train"] for g in r["label"]})
+        self.class_names = (
+            list(genres) if genres else sorted({g for r in self._rows["train"] for g in r["label"]})
+        )
         specs: dict[str, dict[str, Any]] = {
             "video": {"shape": [200, 4096], "kind": "sequence"},
             "audio": {"shape": [audio_max_frames, 96], "kind": "sequence"},
             "poster": {"shape": [4096], "kind": "vector"},
-            "text": {"shape": [], "kind": "text"} if text_features == "string" else {"shape": [hashing_features], "kind": "vector"},
+            "text": {"shape": [], "kind": "text"}
+            if text_features == "string"
+            else {"shape": [hashing_features], "kind": "vector"},
         }
         if "metadata" in modalities:
             self._metadata = {s: self._read_metadata(s) for s in SPLIT_FILES}
@@ -130,7 +157,9 @@ class MoviescopeDataModule(FileDataModule):
             except ValueError as err:
                 raise ValueError(f"{path}:{line_no}: not JSON ({err})") from err
             if not isinstance(row, dict) or "id" not in row or not isinstance(row.get("label"), list):
-                raise ValueError(f"{path}:{line_no}: expected an object with 'id', 'synopsis' and a 'label' list; got keys {list(row) if isinstance(row, dict) else type(row)}")
+                raise ValueError(
+                    f"{path}:{line_no}: expected an object with 'id', 'synopsis' and a 'label' list; got keys {list(row) if isinstance(row, dict) else type(row)}"
+                )
             rows.append(row)
         return rows
 
@@ -140,29 +169,50 @@ class MoviescopeDataModule(FileDataModule):
         matrix_path, ids_path = folder / f"{name}_metadata.npy", folder / f"{name}_ids.pickle"
         for path in (matrix_path, ids_path):
             if not path.is_file():
-                raise DatasetNotFoundError(f"Moviescope metadata: {path} missing (or leave 'metadata' out of data.modalities)")
+                raise DatasetNotFoundError(
+                    f"Moviescope metadata: {path} missing (or leave 'metadata' out of data.modalities)"
+                )
         matrix = np.load(matrix_path, allow_pickle=False).astype(np.float32)
         mapping = load_pickle(ids_path)
         if not isinstance(mapping, dict):
             raise ValueError(f"{ids_path}: expected a dict id -> row, got {type(mapping).__name__}")
         mapping = {(k.decode() if isinstance(k, bytes) else str(k)): int(v) for k, v in mapping.items()}
         if matrix.ndim != 2 or (mapping and max(mapping.values()) >= len(matrix)):
-            raise ValueError(f"{matrix_path}: shape {matrix.shape} does not hold the rows of {ids_path} (max row {max(mapping.values(), default=-1)})")
+            raise ValueError(
+                f"{matrix_path}: shape {matrix.shape} does not hold the rows of {ids_path} (max row {max(mapping.values(), default=-1)})"
+            )
         return matrix, mapping
 
     def preprocessing(self, modality: str) -> dict[str, Any]:
-        return {"audio_folder": self.audio_folder, "audio_max_frames": self.audio_max_frames} if modality == "audio" else {}
+        return (
+            {"audio_folder": self.audio_folder, "audio_max_frames": self.audio_max_frames}
+            if modality == "audio"
+            else {}
+        )
 
     def load_split(self, split: str) -> LazyDataset:
-        files = {"video": ("200F_VGG16", video_array, (200, 4096)), "audio": (self.audio_folder, mel_array, (1, 96)), "poster": ("PosterFeatures", poster_array, (4096,))}
-        verify = self.issues.policies["unreadable_file"] != "error" or self.issues.policies["bad_shape"] != "error" or self.issues.report
+        files = {
+            "video": ("200F_VGG16", video_array, (200, 4096)),
+            "audio": (self.audio_folder, mel_array, (1, 96)),
+            "poster": ("PosterFeatures", poster_array, (4096,)),
+        }
+        verify = (
+            self.issues.policies["unreadable_file"] != "error"
+            or self.issues.policies["bad_shape"] != "error"
+            or self.issues.report
+        )
         ids, labels, texts, meta_rows = [], [], [], []
         paths: dict[str, list[Path | None]] = {m: [] for m in files if m in self.modalities}
         for row in self._rows[split]:
             movie_id = str(row["id"])
             unknown = sorted(set(row["label"]) - set(self.class_names))
             if unknown or not row["label"]:
-                self.issues.problem(split, "unknown_label", f"{SPLIT_FILES[split]}.jsonl id {movie_id}: labels {row['label']} not in {self.class_names}", allow=("skip",))
+                self.issues.problem(
+                    split,
+                    "unknown_label",
+                    f"{SPLIT_FILES[split]}.jsonl id {movie_id}: labels {row['label']} not in {self.class_names}",
+                    allow=("skip",),
+                )
                 continue
             chosen: dict[str, Path | None] = {}
             skip = False
@@ -170,7 +220,10 @@ class MoviescopeDataModule(FileDataModule):
                 folder, convert, _ = files[m]
                 path: Path | None = self.root / folder / f"{movie_id}.p"
                 if not path.is_file():
-                    skip = self.issues.problem(split, "missing_file", f"{path} missing (id {movie_id})") == "skip"
+                    skip = (
+                        self.issues.problem(split, "missing_file", f"{path} missing (id {movie_id})")
+                        == "skip"
+                    )
                     path = None
                 elif verify:
                     try:
@@ -186,7 +239,12 @@ class MoviescopeDataModule(FileDataModule):
             if "metadata" in self.modalities:
                 matrix, mapping = self._metadata[split]
                 if movie_id not in mapping:
-                    self.issues.problem(split, "missing_id", f"id {movie_id} not in Metadata_matrices/{METADATA_SPLIT[split]}_ids.pickle", allow=("skip",))
+                    self.issues.problem(
+                        split,
+                        "missing_id",
+                        f"id {movie_id} not in Metadata_matrices/{METADATA_SPLIT[split]}_ids.pickle",
+                        allow=("skip",),
+                    )
                     continue
                 meta_rows.append(mapping[movie_id])
             synopsis = row.get("synopsis")
@@ -200,11 +258,20 @@ class MoviescopeDataModule(FileDataModule):
             for m, p in chosen.items():
                 paths[m].append(p)
         readers: dict[str, Callable[[int], Any]] = {
-            m: PickleReader(paths[m], files[m][1], files[m][2], self.audio_max_frames if m == "audio" else None) for m in paths
+            m: PickleReader(
+                paths[m], files[m][1], files[m][2], self.audio_max_frames if m == "audio" else None
+            )
+            for m in paths
         }
         if "metadata" in self.modalities:
             readers["metadata"] = RowReader(self._metadata[split][0][meta_rows])
         if "text" in self.modalities:
-            readers["text"] = texts.__getitem__ if self.text_features == "string" else RowReader(self.hashing.transform(texts).toarray().astype(np.float32))
+            readers["text"] = (
+                texts.__getitem__
+                if self.text_features == "string"
+                else RowReader(self.hashing.transform(texts).toarray().astype(np.float32))
+            )
         log.info("moviescope %s: %d movies", split, len(ids))
-        return LazyDataset(ids, {m: readers[m] for m in self.modalities}, np.asarray(labels, dtype=np.float32))
+        return LazyDataset(
+            ids, {m: readers[m] for m in self.modalities}, np.asarray(labels, dtype=np.float32)
+        )

@@ -71,7 +71,9 @@ def labels_for(task: str, labels: np.ndarray, where: str) -> np.ndarray:
     n = len(labels)
     if task == "iemocap":
         if labels.shape[1:] != (4, 2):
-            raise ValueError(f"{where}: IEMOCAP labels have shape {labels.shape}, expected (N, 4, 2) one-hot per emotion")
+            raise ValueError(
+                f"{where}: IEMOCAP labels have shape {labels.shape}, expected (N, 4, 2) one-hot per emotion"
+            )
         return labels.argmax(-1).astype(np.float32)
     flat = labels.reshape(n, -1)
     if task == "mosei_emotions":
@@ -95,7 +97,9 @@ def padding_mask(x: np.ndarray) -> np.ndarray:
 class MulTDataModule(FileDataModule):
     """One of the MulT pickle datasets; ``dataset`` picks the task (see ``TASKS``)."""
 
-    def __init__(self, root: str, dataset: str, aligned: bool = True, file_stem: str | None = None, **options) -> None:
+    def __init__(
+        self, root: str, dataset: str, aligned: bool = True, file_stem: str | None = None, **options
+    ) -> None:
         super().__init__(**options)
         if dataset not in TASKS:
             raise ValueError(f"data.dataset={dataset!r}; expected one of {sorted(TASKS)}")
@@ -106,12 +110,20 @@ class MulTDataModule(FileDataModule):
         self.path = Path(root) / f"{file_stem or stem}_data{'' if aligned else '_noalign'}.pkl"
         if not self.path.is_file():
             other = self.path.with_name(f"{file_stem or stem}_data{'_noalign' if aligned else ''}.pkl")
-            hint = f" ({other.name} exists: set data.aligned={str(not aligned).lower()})" if other.is_file() else ""
-            raise DatasetNotFoundError(f"{dataset}: {self.path} not found{hint}.\n{HOW_TO_GET.format(name=dataset)}")
+            hint = (
+                f" ({other.name} exists: set data.aligned={str(not aligned).lower()})"
+                if other.is_file()
+                else ""
+            )
+            raise DatasetNotFoundError(
+                f"{dataset}: {self.path} not found{hint}.\n{HOW_TO_GET.format(name=dataset)}"
+            )
         self._data = self._read()
         self.class_names = list(names)
         train = self._data[SPLIT_KEYS["train"]]
-        self.modalities = {m: {"shape": list(np.shape(_key(train, m))[1:]), "kind": "sequence"} for m in FEATURE_DIMS}
+        self.modalities = {
+            m: {"shape": list(np.shape(_key(train, m))[1:]), "kind": "sequence"} for m in FEATURE_DIMS
+        }
         self.setup_frozen()
 
     def _read(self) -> dict:
@@ -119,20 +131,26 @@ class MulTDataModule(FileDataModule):
         if not isinstance(data, dict):
             raise ValueError(f"{self.path}: top level is {type(data).__name__}, expected a dict of splits")
         data = {k.decode() if isinstance(k, bytes) else k: v for k, v in data.items()}
-        for ours, theirs in SPLIT_KEYS.items():
+        for theirs in SPLIT_KEYS.values():
             split = data.get(theirs)
             if not isinstance(split, dict):
-                raise ValueError(f"{self.path}: split key {theirs!r} missing or not a dict; keys: {sorted(data)}")
+                raise ValueError(
+                    f"{self.path}: split key {theirs!r} missing or not a dict; keys: {sorted(data)}"
+                )
             n = None
             for m, dim in FEATURE_DIMS.items():
                 x = _key(split, m)
                 if x is None:
-                    raise ValueError(f"{self.path}[{theirs!r}]: no {m!r} array; keys: {sorted(map(str, split))}")
+                    raise ValueError(
+                        f"{self.path}[{theirs!r}]: no {m!r} array; keys: {sorted(map(str, split))}"
+                    )
                 shape = np.shape(x)
                 if len(shape) != 3 or shape[2] != dim:
                     raise ValueError(f"{self.path}[{theirs!r}][{m!r}]: shape {shape}, expected (N, T, {dim})")
                 if n is not None and shape[0] != n:
-                    raise ValueError(f"{self.path}[{theirs!r}][{m!r}]: {shape[0]} rows, other modalities have {n}")
+                    raise ValueError(
+                        f"{self.path}[{theirs!r}][{m!r}]: {shape[0]} rows, other modalities have {n}"
+                    )
                 n = shape[0]
             labels = _key(split, "labels")
             if labels is None or len(labels) != n:
@@ -152,14 +170,20 @@ class MulTDataModule(FileDataModule):
         for m, x in arrays.items():
             bad_rows = np.flatnonzero(~np.isfinite(x).all(axis=(1, 2)))
             for row in bad_rows:
-                action = self.issues.problem(split, "nonfinite", f"{where}[{m!r}][{row}]: {int((~np.isfinite(x[row])).sum())} NaN/inf values")
+                action = self.issues.problem(
+                    split,
+                    "nonfinite",
+                    f"{where}[{m!r}][{row}]: {int((~np.isfinite(x[row])).sum())} NaN/inf values",
+                )
                 if action == "skip":
                     keep[row] = False
                 else:
                     x[row] = np.nan_to_num(x[row], nan=0.0, posinf=0.0, neginf=0.0)
         bad_labels = np.flatnonzero(~np.isfinite(labels).all(axis=1))
         for row in bad_labels:
-            self.issues.problem(split, "unknown_label", f"{where}['labels'][{row}] is not finite", allow=("skip",))
+            self.issues.problem(
+                split, "unknown_label", f"{where}['labels'][{row}] is not finite", allow=("skip",)
+            )
             keep[row] = False
         rows = np.flatnonzero(keep)
         ids = self._ids(raw, len(labels))
@@ -176,7 +200,10 @@ class MulTDataModule(FileDataModule):
         given = _key(raw, "id")
         if given is None or len(given) != n:
             return [f"row{i:06d}" for i in range(n)]
-        ids = ["_".join(str(v.decode() if isinstance(v, bytes) else v) for v in np.atleast_1d(row)) for row in given]
+        ids = [
+            "_".join(str(v.decode() if isinstance(v, bytes) else v) for v in np.atleast_1d(row))
+            for row in given
+        ]
         if len(set(ids)) != n:
             ids = [f"{i}#{r}" for r, i in enumerate(ids)]
         return ids

@@ -50,9 +50,20 @@ SOURCES: dict[str, list[Source]] = {
     ],
     "mnist": [
         Source(f"https://ossci-datasets.s3.amazonaws.com/mnist/{name}")
-        for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+        for name in (
+            "train-images-idx3-ubyte.gz",
+            "train-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+        )
     ],
-    "fsdd": [Source("https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/heads/master.zip", extract=True, strip_components=1)],
+    "fsdd": [
+        Source(
+            "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/heads/master.zip",
+            extract=True,
+            strip_components=1,
+        )
+    ],
 }
 
 INSTRUCTIONS: dict[str, str] = {
@@ -112,16 +123,26 @@ def download(url: str, target: Path, expected_sha256: str | None, progress: bool
                 offset = 0
             length = response.headers.get("Content-Length")
             total = offset + int(length) if length is not None else None
-            with open(part, "ab" if offset else "wb") as out, tqdm(
-                total=total, initial=offset, unit="B", unit_scale=True, desc=target.name, disable=not progress
-            ) as bar:
+            with (
+                open(part, "ab" if offset else "wb") as out,
+                tqdm(
+                    total=total,
+                    initial=offset,
+                    unit="B",
+                    unit_scale=True,
+                    desc=target.name,
+                    disable=not progress,
+                ) as bar,
+            ):
                 while block := response.read(CHUNK):
                     out.write(block)
                     bar.update(len(block))
     digest = sha256_file(part)
     if expected_sha256 is not None and digest != expected_sha256:
         part.unlink()
-        raise ChecksumError(f"{url}: sha256 {digest} != expected {expected_sha256}; the download was deleted, run again")
+        raise ChecksumError(
+            f"{url}: sha256 {digest} != expected {expected_sha256}; the download was deleted, run again"
+        )
     os.replace(part, target)
     return digest
 
@@ -175,7 +196,13 @@ def extract(archive: Path, dest: Path, strip_components: int = 0) -> int:
     return count
 
 
-def prepare(dataset: str, dest: Path, mirror: str | None = None, checksums: dict[str, str] | None = None, progress: bool = True) -> Path:
+def prepare(
+    dataset: str,
+    dest: Path,
+    mirror: str | None = None,
+    checksums: dict[str, str] | None = None,
+    progress: bool = True,
+) -> Path:
     """Download (and extract) ``dataset`` into ``dest/<dataset>``; returns that folder."""
     folder = dest / dataset
     folder.mkdir(parents=True, exist_ok=True)
@@ -184,7 +211,9 @@ def prepare(dataset: str, dest: Path, mirror: str | None = None, checksums: dict
         expected = (checksums or {}).get(source.filename, source.sha256)
         target = folder / source.filename
         digest = download(url, target, expected, progress)
-        print(f"{target}: sha256 {digest} ({'verified' if expected else 'no published checksum; pin it with --sha256'})")
+        print(
+            f"{target}: sha256 {digest} ({'verified' if expected else 'no published checksum; pin it with --sha256'})"
+        )
         if source.extract:
             n = extract(target, folder, source.strip_components)
             print(f"{target}: extracted {n} files into {folder}" if n else f"{target}: already extracted")
@@ -194,9 +223,13 @@ def prepare(dataset: str, dest: Path, mirror: str | None = None, checksums: dict
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m src.data.prepare", description=__doc__.split("\n\n")[0])
     parser.add_argument("dataset", choices=sorted({*SOURCES, *INSTRUCTIONS}))
-    parser.add_argument("--dest", type=Path, default=Path(os.environ.get("MMFUSION_DATA_DIR", REPO_ROOT / "data")))
+    parser.add_argument(
+        "--dest", type=Path, default=Path(os.environ.get("MMFUSION_DATA_DIR", REPO_ROOT / "data"))
+    )
     parser.add_argument("--mirror", help="base URL serving the same file names")
-    parser.add_argument("--sha256", action="append", default=[], metavar="FILE=HEX", help="expected checksum of a file")
+    parser.add_argument(
+        "--sha256", action="append", default=[], metavar="FILE=HEX", help="expected checksum of a file"
+    )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     if args.dataset in INSTRUCTIONS:
