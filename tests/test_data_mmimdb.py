@@ -125,14 +125,25 @@ def test_hdf5_without_split_attribute(tmp_path):
         MMIMDbDataModule(str(tmp_path), format="hdf5")
 
 
-def test_train_cli_raw_with_string_text_encoder(tmp_path):
+def test_train_cli_raw_with_string_text_encoder_and_frozen_posters(tmp_path):
     write_mmimdb_raw(tmp_path / "raw")
     metrics = train_cli(
-        tmp_path / "run_raw", "data=mmimdb", f"data.root={tmp_path / 'raw'}", "data.text_features=string",
-        "data.poster_size=[24,16]", "data.num_workers=0", "data.batch_size=4", "trainer.max_epochs=1",
+        tmp_path / "run_raw",
+        "data=mmimdb",
+        f"data.root={tmp_path / 'raw'}",
+        "data.text_features=string",
+        "data.poster_size=[24,16]",
+        "data.num_workers=0",
+        "data.batch_size=4",
+        "trainer.max_epochs=1",
         "+model.encoders.text._target_=tests.test_data_mmimdb.CharStatsEncoder",
-    )  # fmt: skip
+        "+data.frozen.image={_target_: src.models.encoders.base.MLPEncoder, hidden_dims: [8]}",
+        f"data.feature_cache_dir={tmp_path / 'cache'}",
+    )
     assert 0.0 <= metrics["test/f1_micro"] <= 1.0
     rows = (tmp_path / "run_raw" / "per_class_test.csv").read_text().splitlines()[1:]
     assert [r.split(",")[0] for r in rows] == GENRES  # the fixed genre order is written into the run
     assert json.loads((tmp_path / "run_raw" / "data_issues.json").read_text()) == {}
+    for split in ("train", "val", "test"):  # poster features went through the cache
+        (entry,) = (tmp_path / "cache" / "mmimdb" / split).iterdir()
+        assert (entry / "COMPLETE").is_file() and (entry / "features.npy").is_file()

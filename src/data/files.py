@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import DictConfig, OmegaConf
 
 from src.data.base import FusionDataModule, SampleDataset, collate_samples
 from src.data.feature_cache import FeatureCache, encode_batches, weights_sha256
@@ -46,6 +47,7 @@ class FileDataModule(FusionDataModule):
     ) -> None:
         super().__init__(**loader_options)
         self.issues = IssueLog(on_problem, report=report_problems)
+        frozen = OmegaConf.to_container(frozen) if isinstance(frozen, DictConfig) else frozen
         self.frozen_specs = {m: dict(spec) for m, spec in (frozen or {}).items() if spec}
         self.frozen_encoders: dict[str, Encoder] = {}
         if self.frozen_specs and not feature_cache_dir:
@@ -76,6 +78,12 @@ class FileDataModule(FusionDataModule):
             for p in encoder.parameters():
                 p.requires_grad_(False)
             self.frozen_encoders[modality] = encoder
+            if encoder.provenance.get("weights") == "random init":
+                log.warning(
+                    "data.frozen.%s: %s has random weights (no pretrained provenance)",
+                    modality,
+                    type(encoder).__name__,
+                )
             self.modalities[modality] = {
                 "shape": [encoder.out_dim],
                 "kind": "vector",
