@@ -41,3 +41,23 @@ def test_check_missing_dataset_and_usage(tmp_path, capsys):
     assert check_main([]) == 2
     assert check_main(["data=mmimdb", f"data.root={tmp_path / 'absent'}"]) == 1
     assert "mmimdb.tar.gz" in capsys.readouterr().err
+
+
+def test_report_mode_uses_an_action_the_call_site_allows():
+    from src.data.issues import IssueLog
+
+    log = IssueLog(report=True)
+    assert log.problem("train", "unreadable_file", "x.wav: truncated", allow=("blank",)) == "blank"
+    assert log.problem("train", "missing_id", "id 1") == "skip"
+    assert log.as_dict() == {"train": {"unreadable_file": {"blank": 1}, "missing_id": {"skip": 1}}}
+
+
+def test_policy_config_is_validated():
+    import pytest
+
+    from src.data.issues import IssueLog
+
+    with pytest.raises(ValueError, match="unknown problems"):
+        IssueLog({"bogus": "skip"})
+    with pytest.raises(ValueError, match=r"unknown_label='blank'; allowed: \['error', 'skip'\]"):
+        IssueLog({"unknown_label": "blank"})

@@ -64,7 +64,9 @@ class IssueLog:
 
         ``allow`` narrows the policies that make sense at this call site (e.g. no ``blank`` for a label).
         """
-        policy = SKIP if self.report else self.policies[problem]
+        policy = self.policies[problem]
+        if self.report:  # record and go on, with an action this call site supports
+            policy = SKIP if allow is None or SKIP in allow else allow[0]
         if allow is not None and policy not in allow and policy != ERROR:
             raise ValueError(
                 f"data.on_problem.{problem}={policy!r} is not possible here ({message}); allowed: {list(allow)}"
