@@ -5,8 +5,10 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
+import pytest
 
 from src.data.check import main as check_main
+from src.data.issues import IssueLog
 from tests.data_writers import write_mmimdb_raw, write_mult_pickle
 
 
@@ -44,8 +46,6 @@ def test_check_missing_dataset_and_usage(tmp_path, capsys):
 
 
 def test_report_mode_uses_an_action_the_call_site_allows():
-    from src.data.issues import IssueLog
-
     log = IssueLog(report=True)
     assert log.problem("train", "unreadable_file", "x.wav: truncated", allow=("blank",)) == "blank"
     assert log.problem("train", "missing_id", "id 1") == "skip"
@@ -53,10 +53,6 @@ def test_report_mode_uses_an_action_the_call_site_allows():
 
 
 def test_policy_config_is_validated():
-    import pytest
-
-    from src.data.issues import IssueLog
-
     with pytest.raises(ValueError, match="unknown problems"):
         IssueLog({"bogus": "skip"})
     with pytest.raises(ValueError, match=r"unknown_label='blank'; allowed: \['error', 'skip'\]"):
