@@ -98,8 +98,8 @@ def test_real_data_trains_end_to_end(tmp_path, data):
         tmp_path / data,
         f"data={data}",
         "trainer.max_epochs=1",
-        "trainer.limit_train_batches=25",
-        "trainer.limit_val_batches=4",
+        "++trainer.limit_train_batches=25",
+        "++trainer.limit_val_batches=4",
         env={"MMFUSION_DATA_DIR": str(SHARED)},
     )
     assert metrics["test/acc"] > 0.5  # 10 classes: chance is 0.1
