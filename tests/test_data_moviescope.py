@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from src.data.issues import DataIssueError
-from src.data.moviescope import MoviescopeDataModule
+from src.data.moviescope import MoviescopeDataModule, mel_array
 from src.data.mult import load_pickle
 from tests.data_writers import MOVIESCOPE_GENRES, python2_array_pickle, write_moviescope
 from tests.helpers import train_cli
@@ -70,3 +70,12 @@ def test_train_cli_one_epoch(tmp_path):
         "data.modalities=[poster,audio,metadata]", "trainer.max_epochs=1",
     )  # fmt: skip
     assert 0.0 <= metrics["test/f1_micro"] <= 1.0
+
+
+def test_melgram_processed_chunks_concatenate_along_time():
+    chunks = np.arange(4 * 96 * 3, dtype=np.float32).reshape(1, 4, 96, 3)
+    mel = mel_array(chunks, "MelgramPorcessed/x.p")
+    assert mel.shape == (12, 96)
+    np.testing.assert_array_equal(mel[3:6], chunks[0, 1].T)  # chunk 1 follows chunk 0 in time
+    with pytest.raises(ValueError, match=r"shape \(64, 10\), expected \(96, T\)"):
+        mel_array(np.zeros((64, 10)), "Melspectrogram/y.p")
