@@ -147,3 +147,18 @@ def test_train_cli_raw_with_string_text_encoder_and_frozen_posters(tmp_path):
     for split in ("train", "val", "test"):  # poster features went through the cache
         (entry,) = (tmp_path / "cache" / "mmimdb" / split).iterdir()
         assert (entry / "COMPLETE").is_file() and (entry / "features.npy").is_file()
+
+
+@pytest.mark.slow
+def test_train_cli_hdf5_one_epoch(tmp_path):
+    write_mmimdb_hdf5(tmp_path / "h5" / "multimodal_imdb.hdf5")
+    metrics = train_cli(
+        tmp_path / "run",
+        "data=mmimdb",
+        "data.format=hdf5",
+        f"data.root={tmp_path / 'h5'}",
+        "data.num_workers=0",
+        "data.batch_size=4",
+        "trainer.max_epochs=1",
+    )
+    assert 0.0 <= metrics["test/f1_micro"] <= 1.0
