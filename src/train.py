@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 import src  # noqa: F401  (registers the config resolvers)
 from src.data.base import FusionDataModule
+from src.data.issues import write_issue_counts
 from src.metrics import DEFAULT_MONITOR, MULTICLASS, MULTILABEL, REGRESSION
 from src.models.losses import neg_pos_ratio
 from src.utils.run import (
@@ -129,6 +130,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     metrics = {k: float(v) for k, v in metrics.items()}
     if trainer.is_global_zero:
         write_metrics(output_dir / "metrics.json", metrics)
+        if hasattr(datamodule, "issue_counts"):  # file-backed datasets: what was skipped/blanked/fixed
+            write_issue_counts(output_dir / "data_issues.json", datamodule.issue_counts)
         print_metrics_table(
             metrics,
             output_dir,

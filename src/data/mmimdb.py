@@ -2,15 +2,37 @@
 
 Two published layouts (../shared/reference/data_formats.md): the raw archive (``split.json`` +
 ``dataset/<id>.json`` + ``dataset/<id>.jpeg``, ``data.format=raw``) and the authors' feature file
-``multimodal_imdb.hdf5`` (``data.format=hdf5``).
+``multimodal_imdb.hdf5`` (``data.format=hdf5``, Fuel layout with a ``split`` attribute).
+
+Raw layout: ``text`` is the plot (``plot_choice``: ``longest`` as the original pipeline, ``first``,
+or ``all``: every plot of a training movie is its own sample, evaluation uses the longest),
+optionally normalised (``text_normalization: original``); ``data.text_features: string`` hands the
+plot to the encoder as a string (a text encoder receives ``list[str]`` per batch), ``hashing`` turns
+it into a hashed bag-of-words vector (no weights needed). ``image`` is the poster resized/cropped to
+``poster_size``. Genre columns always follow ``GENRES`` (the paper's Table 1 order), whatever order
+the files use, and every run records them as ``class_names``.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import re
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from src.data.base import DatasetNotFoundError, FusionDataModule
+import h5py
+import numpy as np
+from sklearn.feature_extraction.text import HashingVectorizer
+
+from src.data.base import DatasetNotFoundError, SampleDataset
+from src.data.files import FileDataModule
+from src.data.images import PosterReader, decode_image
+from src.data.lazy import LazyDataset, RowReader
 from src.metrics import MULTILABEL
+
+log = logging.getLogger("mmfusion")
 
 #: the paper's Table 1 order (frequency); written into every run as ``class_names``
 GENRES = [
@@ -18,6 +40,10 @@ GENRES = [
     "Mystery", "Sci-Fi", "Fantasy", "Family", "Biography", "War", "History", "Music", "Animation",
     "Musical", "Western", "Sport", "Short", "Film-Noir",
 ]  # fmt: skip
+#: genres of the raw data that the standard 23-genre task drops (not an error)
+DROPPED_GENRES = {"News", "Adult", "Talk-Show", "Reality-TV"}
+SPLIT_NAMES = {"train": "train", "val": "dev", "test": "test"}  # ours -> the files'
+HDF5_SOURCES = {"text": ("features", "three_grams", "word_grams"), "image": ("vgg_features", "images")}
 
 HOW_TO_GET = (
     "MM-IMDb is distributed by its authors at https://archive.org/details/mmimdb (mmimdb.tar.gz, ~8 GB, "
@@ -44,16 +70,331 @@ def missing_files_message(root: Path, data_format: str) -> str | None:
     )
 
 
-class MMIMDbDataModule(FusionDataModule):
-    task = MULTILABEL
+def read_split(path: Path) -> dict[str, list[str]]:
+    """``split.json`` as {train, val, test: [ids]} (the file's ``dev`` is our ``val``); validated."""
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: not readable JSON ({err})") from err
+    splits: dict[str, list[str]] = {}
+    for ours, theirs in SPLIT_NAMES.items():
+        ids = raw.get(theirs) if isinstance(raw, dict) else None
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise ValueError(
+                f"{path}: key {theirs!r} must be a list of id strings; file has keys {list(raw) if isinstance(raw, dict) else type(raw)}"
+            )
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"{path}: split {theirs!r} repeats ids")
+        splits[ours] = ids
+    seen: dict[str, str] = {}
+    for split, ids in splits.items():
+        for i in ids:
+            if i in seen:
+                raise ValueError(f"{path}: id {i} is in both {seen[i]!r} and {split!r}")
+            seen[i] = split
+    return splits
 
-    def __init__(self, root: str, format: str = "raw", **loader_options) -> None:
-        super().__init__(**loader_options)
+
+_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_NON_WORD = re.compile(r"[^a-z0-9'\s]+")
+_SPACES = re.compile(r"\s+")
+
+
+def normalize_text(text: str) -> str:
+    """The word2vec-style plot normalisation of the original pipeline (our implementation): lower
+    case, HTML line breaks and punctuation to spaces (apostrophes kept), whitespace collapsed."""
+    text = _BREAK.sub(" ", text.lower())
+    return _SPACES.sub(" ", _NON_WORD.sub(" ", text)).strip()
+
+
+def genre_vector(genres: Any, where: str) -> tuple[np.ndarray | None, str | None]:
+    """23-dim 0/1 vector of ``genres``; (None, reason) when the field is not a list or has no known genre."""
+    if not isinstance(genres, list) or not all(isinstance(g, str) for g in genres):
+        return None, f"{where}: 'genres' must be a list of strings, got {genres!r}"
+    unknown = sorted(set(genres) - set(GENRES) - DROPPED_GENRES)
+    if unknown:
+        return (
+            None,
+            f"{where}: genres {unknown} are neither among the 23 of the task {GENRES} nor the dropped {sorted(DROPPED_GENRES)}",
+        )
+    vector = np.array([g in genres for g in GENRES], dtype=np.float32)
+    if not vector.any():
+        return None, f"{where}: none of the 23 genres among {genres}"
+    return vector, None
+
+
+class MMIMDbDataModule(FileDataModule):
+    task = MULTILABEL
+    name = "mmimdb"
+
+    def __init__(
+        self,
+        root: str,
+        format: str = "raw",
+        plot_choice: str = "longest",
+        text_normalization: str = "none",
+        text_features: str = "hashing",
+        hashing_features: int = 4096,
+        poster_size: Sequence[int] = (256, 160),
+        poster_mode: str = "resize_crop",
+        poster_mean: Sequence[float] | None = None,
+        poster_std: Sequence[float] | None = None,
+        hdf5_sources: dict[str, str] | None = None,
+        **options,
+    ) -> None:
+        super().__init__(**options)
         if format not in ("raw", "hdf5"):
             raise ValueError(f"data.format={format!r}; expected 'raw' or 'hdf5'")
+        if plot_choice not in ("longest", "first", "all"):
+            raise ValueError(f"data.plot_choice={plot_choice!r}; expected longest, first or all")
+        if text_normalization not in ("none", "original"):
+            raise ValueError(f"data.text_normalization={text_normalization!r}; expected none or original")
+        if text_features not in ("string", "hashing"):
+            raise ValueError(f"data.text_features={text_features!r}; expected string or hashing")
         self.root = Path(root)
         self.format = format
         problem = missing_files_message(self.root, format)
         if problem:
             raise DatasetNotFoundError(problem)
         self.class_names = list(GENRES)
+        self.plot_choice, self.text_normalization, self.text_features = (
+            plot_choice,
+            text_normalization,
+            text_features,
+        )
+        self.poster = {
+            "size": [int(s) for s in poster_size],
+            "mode": poster_mode,
+            "mean": poster_mean,
+            "std": poster_std,
+        }
+        self.hashing = HashingVectorizer(n_features=hashing_features, alternate_sign=False, norm="l2")
+        if format == "raw":
+            self._split_ids = read_split(self.root / "split.json")
+            text = (
+                {"shape": [], "kind": "text"}
+                if text_features == "string"
+                else {"shape": [hashing_features], "kind": "vector"}
+            )
+            self.modalities = {"text": text, "image": {"shape": [3, *self.poster["size"]], "kind": "image"}}
+        else:
+            self.sources = {"text": "features", "image": "vgg_features", **(hdf5_sources or {})}
+            self._h5_layout = self._read_hdf5_layout()
+        mlp = {"_target_": "src.models.encoders.base.MLPEncoder", "hidden_dims": [512]}
+        self.default_encoders = {
+            m: dict(mlp) for m, spec in self.modalities.items() if spec["kind"] != "text"
+        }
+        self.setup_frozen()
+
+    def preprocessing(self, modality: str) -> dict[str, Any]:
+        if modality == "image":
+            return {"format": self.format, **self.poster}
+        return {
+            "format": self.format,
+            "plot_choice": self.plot_choice,
+            "text_normalization": self.text_normalization,
+        }
+
+    # raw --------------------------------------------------------------------------------------
+    def load_split(self, split: str) -> SampleDataset | LazyDataset:
+        return self._load_raw(split) if self.format == "raw" else self._load_hdf5(split)
+
+    def _read_movie(self, split: str, movie_id: str) -> tuple[list[str], np.ndarray] | None:
+        """(plots, genre vector) of one movie, or None when the policy skips it."""
+        path = self.root / "dataset" / f"{movie_id}.json"
+        if not path.is_file():
+            self.issues.problem(
+                split, "missing_id", f"id {movie_id} of split.json has no {path}", allow=("skip",)
+            )
+            return None
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(meta, dict):
+                raise ValueError(f"top level is {type(meta).__name__}, expected an object")
+        except (OSError, ValueError) as err:
+            self.issues.problem(split, "unreadable_file", f"{path}: {err}", allow=("skip",))
+            return None
+        labels, reason = genre_vector(meta.get("genres"), str(path))
+        if labels is None:
+            self.issues.problem(split, "unknown_label", reason or "")
+            return None
+        plots = meta.get("plot")
+        if isinstance(plots, str):
+            plots = [plots]
+        plots = (
+            [p for p in plots or [] if isinstance(p, str) and p.strip()]
+            if isinstance(plots, list | type(None))
+            else []
+        )
+        if not plots:
+            action = self.issues.problem(
+                split, "empty_text", f"{path}: 'plot' has no non-empty string (got {meta.get('plot')!r})"
+            )
+            if action == "skip":
+                return None
+            plots = [""]
+        return plots, labels
+
+    def _load_raw(self, split: str) -> LazyDataset:
+        ids, texts, labels, posters = [], [], [], []
+        for movie_id in self._split_ids[split]:
+            movie = self._read_movie(split, movie_id)
+            if movie is None:
+                continue
+            plots, label = movie
+            poster: Path | None = self.root / "dataset" / f"{movie_id}.jpeg"
+            if not poster.is_file() or poster.stat().st_size == 0:
+                what = "missing" if not poster.is_file() else "empty (0 bytes)"
+                if self.issues.problem(split, "missing_file", f"poster {poster} is {what}") == "skip":
+                    continue
+                poster = None
+            elif self.issues.policies["unreadable_file"] != "error" or self.issues.report:
+                # with a skip/blank policy, decode every poster now so that training never meets a broken one
+                try:
+                    decode_image(poster, self.poster["size"], self.poster["mode"])
+                except ValueError as err:
+                    if self.issues.problem(split, "unreadable_file", str(err)) == "skip":
+                        continue
+                    poster = None
+            if self.plot_choice == "all" and split == "train":
+                chosen = list(enumerate(plots))
+            else:
+                k = 0 if self.plot_choice == "first" else max(range(len(plots)), key=lambda j: len(plots[j]))
+                chosen = [(k, plots[k])]
+            for k, plot in chosen:
+                ids.append(movie_id if len(chosen) == 1 else f"{movie_id}#{k}")
+                texts.append(normalize_text(plot) if self.text_normalization == "original" else plot)
+                labels.append(label)
+                posters.append(poster)
+        if not ids:
+            raise ValueError(f"MM-IMDb {split}: no usable movie under {self.root}")
+        log.info(
+            "mmimdb %s: %d samples from %d ids of split.json", split, len(ids), len(self._split_ids[split])
+        )
+        text_reader = (
+            texts.__getitem__
+            if self.text_features == "string"
+            else RowReader(self.hashing.transform(texts).toarray().astype(np.float32))
+        )
+        image_reader = PosterReader(
+            posters, self.poster["size"], self.poster["mode"], self.poster["mean"], self.poster["std"]
+        )
+        return LazyDataset(ids, {"text": text_reader, "image": image_reader}, np.stack(labels))
+
+    # hdf5 -------------------------------------------------------------------------------------
+    def _read_hdf5_layout(self) -> dict[str, Any]:
+        """Validate the feature file and read its split table and genre order; sets ``modalities``."""
+        path = self.root / "multimodal_imdb.hdf5"
+        with h5py.File(path, "r") as f:
+            for modality, source in self.sources.items():
+                if source not in HDF5_SOURCES.get(modality, ()):
+                    raise ValueError(
+                        f"data.hdf5_sources.{modality}={source!r}; expected one of {HDF5_SOURCES.get(modality)}"
+                    )
+            for key in (*self.sources.values(), "genres", "imdb_ids"):
+                if key not in f:
+                    raise ValueError(f"{path}: dataset {key!r} missing; the file has {sorted(f)}")
+            if "split" not in f.attrs:
+                raise ValueError(
+                    f"{path}: no Fuel 'split' attribute (structured array of split/source/start/stop)"
+                )
+            table = f.attrs["split"]
+            names = table.dtype.names or ()
+            if not {"split", "source", "start", "stop"} <= set(names):
+                raise ValueError(
+                    f"{path}: 'split' attribute has fields {names}, expected split, source, start, stop"
+                )
+            ranges: dict[tuple[str, str], tuple[int, int]] = {}
+            for row in table:
+                ranges[(_text(row["split"]), _text(row["source"]))] = (int(row["start"]), int(row["stop"]))
+            target_names = f["genres"].attrs.get("target_names")
+            if target_names is None:
+                raise ValueError(f"{path}: 'genres' has no 'target_names' attribute")
+            names_list = (
+                json.loads(_text(target_names))
+                if isinstance(target_names, bytes | str)
+                else [_text(t) for t in target_names]
+            )
+            if sorted(names_list) != sorted(GENRES):
+                raise ValueError(f"{path}: genres/target_names {names_list} are not the 23 genres {GENRES}")
+            n = len(f["genres"])
+            shapes = {m: list(f[s].shape[1:]) for m, s in self.sources.items()}
+            for key in (*self.sources.values(), "imdb_ids"):
+                if len(f[key]) != n:
+                    raise ValueError(f"{path}: {key!r} has {len(f[key])} rows, genres has {n}")
+        self.modalities = {
+            m: {"shape": shapes[m], "kind": "image" if len(shapes[m]) == 3 else "vector"}
+            for m in self.sources
+        }
+        return {"path": path, "ranges": ranges, "order": [names_list.index(g) for g in GENRES]}
+
+    def _split_range(self, split: str) -> tuple[int, int]:
+        ranges, theirs = self._h5_layout["ranges"], SPLIT_NAMES[split]
+        found = {ranges[(theirs, s)] for s in (*self.sources.values(), "genres") if (theirs, s) in ranges}
+        if not found:
+            raise ValueError(
+                f"{self._h5_layout['path']}: the split attribute has no rows for split {theirs!r}"
+            )
+        if len(found) > 1:
+            raise ValueError(
+                f"{self._h5_layout['path']}: sources disagree on the {theirs!r} range: {sorted(found)}"
+            )
+        return found.pop()
+
+    def _load_hdf5(self, split: str) -> SampleDataset | LazyDataset:
+        start, stop = self._split_range(split)
+        path = self._h5_layout["path"]
+        with h5py.File(path, "r") as f:
+            ids = [_text(i) for i in f["imdb_ids"][start:stop]]
+            labels = np.asarray(f["genres"][start:stop])[:, self._h5_layout["order"]].astype(np.float32)
+            vectors = {
+                m: np.asarray(f[s][start:stop], dtype=np.float32)
+                for m, s in self.sources.items()
+                if self.modalities[m]["kind"] == "vector"
+            }
+        keep = np.ones(len(ids), dtype=bool)
+        for m, array in vectors.items():
+            bad = ~np.isfinite(array).all(axis=1)
+            for row in np.flatnonzero(bad):
+                action = self.issues.problem(
+                    split, "nonfinite", f"{path}:{self.sources[m]}[{start + row}] (id {ids[row]}) has NaN/inf"
+                )
+                if action == "skip":
+                    keep[row] = False
+                else:
+                    array[row] = np.nan_to_num(array[row], nan=0.0, posinf=0.0, neginf=0.0)
+        no_label = labels.sum(1) == 0
+        for row in np.flatnonzero(no_label & keep):
+            self.issues.problem(
+                split,
+                "unknown_label",
+                f"{path}:genres[{start + row}] (id {ids[row]}) has no genre",
+                allow=("skip",),
+            )
+            keep[row] = False
+        rows = np.flatnonzero(keep)
+        readers = {m: RowReader(v[rows]) for m, v in vectors.items()}
+        for m, source in self.sources.items():
+            if m not in vectors:
+                readers[m] = H5RowReader(path, source, start + rows)
+        return LazyDataset([ids[r] for r in rows], readers, labels[rows])
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes | np.bytes_) else str(value)
+
+
+class H5RowReader:
+    """Rows of a large hdf5 dataset (the posters) read on access; the file is opened once per process."""
+
+    def __init__(self, path: Path, key: str, rows: np.ndarray) -> None:
+        self.path, self.key, self.rows = path, key, rows
+        self._file: h5py.File | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_file": None}
+
+    def __call__(self, row: int) -> np.ndarray:
+        if self._file is None:
+            self._file = h5py.File(self.path, "r")
+        return np.asarray(self._file[self.key][int(self.rows[row])], dtype=np.float32) / 255.0

@@ -1,0 +1,58 @@
+"""Samples read from disk on access (posters, per-id pickles) rather than held in memory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+
+class LazyDataset(Dataset):
+    """Like :class:`src.data.base.SampleDataset`, but each modality is a ``reader(row) -> tensor | str``.
+
+    A reader that returns a ``str`` (raw text) reaches the encoder as a list of strings per batch
+    (``collate_samples`` keeps strings as lists), so a text encoder receives ``list[str]``.
+    """
+
+    def __init__(
+        self,
+        ids: Sequence[str],
+        readers: Mapping[str, Callable[[int], Any]],
+        labels: np.ndarray,
+        extras: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
+        self.ids = [str(i) for i in ids]
+        if len(labels) != len(self.ids):
+            raise ValueError(f"labels have {len(labels)} rows but there are {len(self.ids)} sample ids")
+        if len(set(self.ids)) != len(self.ids):
+            raise ValueError("sample ids are not unique")
+        self.readers = dict(readers)
+        self.labels = labels
+        self.extras = dict(extras or {})
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        sample: dict[str, Any] = {}
+        for name, reader in self.readers.items():
+            value = reader(index)
+            sample[name] = value if isinstance(value, str) else torch.as_tensor(value)
+        sample.update({name: torch.as_tensor(values[index]) for name, values in self.extras.items()})
+        sample["labels"] = torch.as_tensor(self.labels[index])
+        sample["index"] = index
+        sample["ids"] = self.ids[index]
+        return sample
+
+
+class RowReader:
+    """``reader(row)`` over an in-memory or memory-mapped array (picklable for loader workers)."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+
+    def __call__(self, row: int) -> np.ndarray:
+        return np.array(self.array[row])  # a writable copy (memory maps are read-only)

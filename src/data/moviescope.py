@@ -1,0 +1,277 @@
+"""``data=moviescope``: Moviescope (Cascante-Bonilla et al. 2019) as read by the MuLT-GMU / BPMuLT code.
+
+Folder layout (../shared/reference/data_formats.md): ``{train,dev,test}.jsonl`` (``id``, ``synopsis``,
+``label`` list; 13 genres), per-id pickles ``200F_VGG16/<id>.p`` (200 x 4096 trailer-frame VGG16
+features, possibly (1, 200, 4096)), ``PosterFeatures/<id>.p`` (4096, possibly (1, 4096)),
+``Melspectrogram/<id>.p`` (96 mel bins x time) or ``MelgramPorcessed/<id>.p`` ((1, 4, 96, T')
+chunks concatenated along time), and ``Metadata_matrices/{train,val,test}_metadata.npy`` with
+``{split}_ids.pickle`` (id -> row; 'dev' is 'val' there). Python-2-era pickles are read with
+``encoding="bytes"``. Per-id pickles are read on access; ``video`` and ``audio`` are sequences
+(audio as (time, 96), cut to ``audio_max_frames``), ``poster`` and ``metadata`` vectors, ``text``
+the synopsis (``text_features: string`` or hashed bag-of-words, as ``data=mmimdb``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.feature_extraction.text import HashingVectorizer
+
+from src.data.base import DatasetNotFoundError
+from src.data.files import FileDataModule
+from src.data.lazy import LazyDataset, RowReader
+from src.data.mult import load_pickle
+from src.metrics import MULTILABEL
+
+log = logging.getLogger("mmfusion")
+
+SPLIT_FILES = {"train": "train", "val": "dev", "test": "test"}  # ours -> jsonl name
+METADATA_SPLIT = {"train": "train", "val": "val", "test": "test"}
+AUDIO_FOLDERS = ("Melspectrogram", "MelgramPorcessed")
+HOW_TO_GET = "Moviescope is distributed on request by its authors; `python -m src.data.prepare moviescope` prints the steps."
+
+
+def video_array(x: np.ndarray, where: str) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 3 and x.shape[0] == 1:
+        x = x[0]
+    if x.ndim != 2 or x.shape[1] != 4096:
+        raise ValueError(
+            f"{where}: frame features of shape {np.shape(x)}, expected (200, 4096) or (1, 200, 4096)"
+        )
+    return x
+
+
+def poster_array(x: np.ndarray, where: str) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32).reshape(-1) if np.size(x) == 4096 else np.asarray(x)
+    if x.shape != (4096,):
+        raise ValueError(f"{where}: poster feature of shape {np.shape(x)}, expected (4096,) or (1, 4096)")
+    return x
+
+
+def mel_array(x: np.ndarray, where: str) -> np.ndarray:
+    """(time, 96) from (96, T) or from (1, 4, 96, T') chunks concatenated along time."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 4 and x.shape[0] == 1 and x.shape[2] == 96:
+        x = np.concatenate(list(x[0]), axis=1)
+    if x.ndim != 2 or x.shape[0] != 96:
+        raise ValueError(
+            f"{where}: mel spectrogram of shape {np.shape(x)}, expected (96, T) or (1, 4, 96, T')"
+        )
+    return np.ascontiguousarray(x.T)
+
+
+class PickleReader:
+    """``reader(row)``: the row's pickle, validated by ``convert``; rows without a file read as zeros (blank)."""
+
+    def __init__(
+        self,
+        paths: Sequence[Path | None],
+        convert: Callable[[np.ndarray, str], np.ndarray],
+        blank_shape: Sequence[int],
+        max_rows: int | None = None,
+    ) -> None:
+        self.paths, self.convert, self.blank_shape, self.max_rows = (
+            list(paths),
+            convert,
+            tuple(blank_shape),
+            max_rows,
+        )
+
+    def __call__(self, row: int) -> np.ndarray:
+        path = self.paths[row]
+        if path is None:
+            return np.zeros(self.blank_shape, dtype=np.float32)
+        x = self.convert(load_pickle(path), str(path))
+        if not np.isfinite(x).all():
+            raise ValueError(f"{path}: {int((~np.isfinite(x)).sum())} NaN/inf values")
+        return x[: self.max_rows] if self.max_rows else x
+
+
+class MoviescopeDataModule(FileDataModule):
+    task = MULTILABEL
+    name = "moviescope"
+
+    def __init__(
+        self,
+        root: str,
+        modalities: Sequence[str] = ("video", "audio", "poster", "metadata"),
+        genres: Sequence[str] | None = None,
+        audio_folder: str = "Melspectrogram",
+        audio_max_frames: int = 1000,
+        text_features: str = "hashing",
+        hashing_features: int = 4096,
+        **options,
+    ) -> None:
+        super().__init__(**options)
+        self.root = Path(root)
+        missing = [
+            f"{name}.jsonl" for name in SPLIT_FILES.values() if not (self.root / f"{name}.jsonl").is_file()
+        ]
+        if missing:
+            raise DatasetNotFoundError(
+                f"Moviescope not found under {self.root}: missing {missing}.\n{HOW_TO_GET}"
+            )
+        if audio_folder not in AUDIO_FOLDERS:
+            raise ValueError(f"data.audio_folder={audio_folder!r}; expected one of {AUDIO_FOLDERS}")
+        known = {"video", "audio", "poster", "metadata", "text"}
+        if not set(modalities) <= known or not modalities:
+            raise ValueError(f"data.modalities={list(modalities)}; choose from {sorted(known)}")
+        self.audio_folder, self.audio_max_frames, self.text_features = (
+            audio_folder,
+            audio_max_frames,
+            text_features,
+        )
+        self.hashing = HashingVectorizer(n_features=hashing_features, alternate_sign=False, norm="l2")
+        self._rows = {s: self._read_jsonl(s) for s in SPLIT_FILES}
+        self.class_names = (
+            list(genres) if genres else sorted({g for r in self._rows["train"] for g in r["label"]})
+        )
+        specs: dict[str, dict[str, Any]] = {
+            "video": {"shape": [200, 4096], "kind": "sequence"},
+            "audio": {"shape": [audio_max_frames, 96], "kind": "sequence"},
+            "poster": {"shape": [4096], "kind": "vector"},
+            "text": {"shape": [], "kind": "text"}
+            if text_features == "string"
+            else {"shape": [hashing_features], "kind": "vector"},
+        }
+        if "metadata" in modalities:
+            self._metadata = {s: self._read_metadata(s) for s in SPLIT_FILES}
+            specs["metadata"] = {"shape": [int(self._metadata["train"][0].shape[1])], "kind": "vector"}
+        self.modalities = {m: specs[m] for m in modalities}
+        self.setup_frozen()
+
+    def _read_jsonl(self, split: str) -> list[dict[str, Any]]:
+        path = self.root / f"{SPLIT_FILES[split]}.jsonl"
+        rows = []
+        for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as err:
+                raise ValueError(f"{path}:{line_no}: not JSON ({err})") from err
+            if not isinstance(row, dict) or "id" not in row or not isinstance(row.get("label"), list):
+                raise ValueError(
+                    f"{path}:{line_no}: expected an object with 'id', 'synopsis' and a 'label' list; got keys {list(row) if isinstance(row, dict) else type(row)}"
+                )
+            rows.append(row)
+        return rows
+
+    def _read_metadata(self, split: str) -> tuple[np.ndarray, dict[str, int]]:
+        folder = self.root / "Metadata_matrices"
+        name = METADATA_SPLIT[split]
+        matrix_path, ids_path = folder / f"{name}_metadata.npy", folder / f"{name}_ids.pickle"
+        for path in (matrix_path, ids_path):
+            if not path.is_file():
+                raise DatasetNotFoundError(
+                    f"Moviescope metadata: {path} missing (or leave 'metadata' out of data.modalities)"
+                )
+        matrix = np.load(matrix_path, allow_pickle=False).astype(np.float32)
+        mapping = load_pickle(ids_path)
+        if not isinstance(mapping, dict):
+            raise ValueError(f"{ids_path}: expected a dict id -> row, got {type(mapping).__name__}")
+        mapping = {(k.decode() if isinstance(k, bytes) else str(k)): int(v) for k, v in mapping.items()}
+        if matrix.ndim != 2 or (mapping and max(mapping.values()) >= len(matrix)):
+            raise ValueError(
+                f"{matrix_path}: shape {matrix.shape} does not hold the rows of {ids_path} (max row {max(mapping.values(), default=-1)})"
+            )
+        return matrix, mapping
+
+    def preprocessing(self, modality: str) -> dict[str, Any]:
+        return (
+            {"audio_folder": self.audio_folder, "audio_max_frames": self.audio_max_frames}
+            if modality == "audio"
+            else {}
+        )
+
+    def load_split(self, split: str) -> LazyDataset:
+        files = {
+            "video": ("200F_VGG16", video_array, (200, 4096)),
+            "audio": (self.audio_folder, mel_array, (1, 96)),
+            "poster": ("PosterFeatures", poster_array, (4096,)),
+        }
+        verify = (
+            self.issues.policies["unreadable_file"] != "error"
+            or self.issues.policies["bad_shape"] != "error"
+            or self.issues.report
+        )
+        ids, labels, texts, meta_rows = [], [], [], []
+        paths: dict[str, list[Path | None]] = {m: [] for m in files if m in self.modalities}
+        for row in self._rows[split]:
+            movie_id = str(row["id"])
+            unknown = sorted(set(row["label"]) - set(self.class_names))
+            if unknown or not row["label"]:
+                self.issues.problem(
+                    split,
+                    "unknown_label",
+                    f"{SPLIT_FILES[split]}.jsonl id {movie_id}: labels {row['label']} not in {self.class_names}",
+                    allow=("skip",),
+                )
+                continue
+            chosen: dict[str, Path | None] = {}
+            skip = False
+            for m in paths:
+                folder, convert, _ = files[m]
+                path: Path | None = self.root / folder / f"{movie_id}.p"
+                if not path.is_file():
+                    skip = (
+                        self.issues.problem(split, "missing_file", f"{path} missing (id {movie_id})")
+                        == "skip"
+                    )
+                    path = None
+                elif verify:
+                    try:
+                        convert(load_pickle(path), str(path))
+                    except ValueError as err:
+                        skip = self.issues.problem(split, "unreadable_file", str(err)) == "skip"
+                        path = None
+                if skip:
+                    break
+                chosen[m] = path
+            if skip:
+                continue
+            if "metadata" in self.modalities:
+                matrix, mapping = self._metadata[split]
+                if movie_id not in mapping:
+                    self.issues.problem(
+                        split,
+                        "missing_id",
+                        f"id {movie_id} not in Metadata_matrices/{METADATA_SPLIT[split]}_ids.pickle",
+                        allow=("skip",),
+                    )
+                    continue
+                meta_rows.append(mapping[movie_id])
+            synopsis = row.get("synopsis")
+            if "text" in self.modalities and not (isinstance(synopsis, str) and synopsis.strip()):
+                if self.issues.problem(split, "empty_text", f"id {movie_id}: empty synopsis") == "skip":
+                    continue
+                synopsis = ""
+            ids.append(movie_id)
+            labels.append([g in row["label"] for g in self.class_names])
+            texts.append(synopsis if isinstance(synopsis, str) else "")
+            for m, p in chosen.items():
+                paths[m].append(p)
+        readers: dict[str, Callable[[int], Any]] = {
+            m: PickleReader(
+                paths[m], files[m][1], files[m][2], self.audio_max_frames if m == "audio" else None
+            )
+            for m in paths
+        }
+        if "metadata" in self.modalities:
+            readers["metadata"] = RowReader(self._metadata[split][0][meta_rows])
+        if "text" in self.modalities:
+            readers["text"] = (
+                texts.__getitem__
+                if self.text_features == "string"
+                else RowReader(self.hashing.transform(texts).toarray().astype(np.float32))
+            )
+        log.info("moviescope %s: %d movies", split, len(ids))
+        return LazyDataset(
+            ids, {m: readers[m] for m in self.modalities}, np.asarray(labels, dtype=np.float32)
+        )

@@ -1,0 +1,113 @@
+"""Feature cache: keys, atomic completion, reuse across runs, and the DataModule's frozen-encoder option."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from src.data.feature_cache import COMPLETE, FeatureCache, weights_sha256
+from src.data.mmimdb import MMIMDbDataModule
+from src.models.encoders.base import MLPEncoder
+from tests.data_writers import write_mmimdb_raw
+
+FROZEN = {"image": {"_target_": "src.models.encoders.base.MLPEncoder", "hidden_dims": [8]}}
+
+
+def _key(cache, **changes):
+    base = {
+        "dataset": "d",
+        "split": "train",
+        "ids": ["a", "b", "c"],
+        "encoder": "enc",
+        "weights": "w1",
+        "preprocessing": {"size": 32},
+    }
+    base.update(changes)
+    return cache.key(**base)
+
+
+def test_keys_and_interrupted_write(tmp_path):
+    cache = FeatureCache(tmp_path)
+    key = _key(cache)
+    assert cache.load(key) is None
+    features = cache.write(key, [np.ones((2, 4)), np.full((1, 4), 2.0)], 3)
+    assert isinstance(features, np.memmap) and features.tolist()[2] == [2.0] * 4
+    np.testing.assert_array_equal(cache.load(key), features)
+    for change in (
+        {"ids": ["a", "c", "b"]},
+        {"weights": "w2"},
+        {"preprocessing": {"size": 64}},
+        {"encoder": "other"},
+        {"split": "val"},
+    ):
+        assert (
+            cache.path(_key(cache, **change)) != cache.path(key) and cache.load(_key(cache, **change)) is None
+        )
+
+    def interrupted():
+        yield np.zeros((2, 4))
+        raise KeyboardInterrupt
+
+    other = _key(cache, weights="w3")
+    with pytest.raises(KeyboardInterrupt):
+        cache.write(other, interrupted(), 3)
+    assert cache.load(other) is None and not cache.path(other).exists()  # only a hidden .tmp folder remains
+    with pytest.raises(RuntimeError, match="produced 2 rows, expected 3"):
+        cache.write(other, [np.zeros((2, 4))], 3)
+    (cache.path(key) / COMPLETE).unlink()
+    assert cache.load(key) is None  # no completion marker, never read
+
+
+def test_weights_hash_follows_parameters():
+    torch.manual_seed(0)
+    a = MLPEncoder([4], "vector", hidden_dims=[3])
+    torch.manual_seed(0)
+    b = MLPEncoder([4], "vector", hidden_dims=[3])
+    assert weights_sha256(a) == weights_sha256(b)
+    with torch.no_grad():
+        b.net[1].weight[0, 0] += 1
+    assert weights_sha256(a) != weights_sha256(b)
+
+
+def test_frozen_poster_features_are_cached_and_reused(tmp_path):
+    write_mmimdb_raw(tmp_path / "mmimdb", (6, 3, 3))
+    options = {"poster_size": [16, 8], "frozen": FROZEN, "feature_cache_dir": str(tmp_path / "cache")}
+    torch.manual_seed(0)
+    dm = MMIMDbDataModule(str(tmp_path / "mmimdb"), **options)
+    assert dm.modalities["image"]["shape"] == [8] and dm.modalities["image"]["kind"] == "vector"
+    assert dm.default_encoders["image"]["_target_"].endswith("IdentityEncoder")
+    train = dm._ensure("train")
+    encoder = dm.frozen_encoders["image"]
+    raw = MMIMDbDataModule(str(tmp_path / "mmimdb"), poster_size=[16, 8])._ensure("train")
+    with torch.no_grad():
+        expected = encoder(torch.stack([raw[i]["image"] for i in range(len(raw))])).numpy()
+    np.testing.assert_allclose(
+        np.stack([train[i]["image"].numpy() for i in range(len(train))]), expected, rtol=1e-5, atol=1e-6
+    )
+    entries = sorted((tmp_path / "cache" / "mmimdb" / "train").iterdir())
+    assert len(entries) == 1 and (entries[0] / COMPLETE).is_file()
+    torch.manual_seed(0)
+    again = MMIMDbDataModule(str(tmp_path / "mmimdb"), **options)
+    (tmp_path / "mmimdb" / "dataset" / f"{raw.ids[0]}.jpeg").write_bytes(
+        b"not read again: features come from the cache"
+    )
+    np.testing.assert_allclose(again._ensure("train")[0]["image"].numpy(), expected[0], rtol=1e-5, atol=1e-6)
+    torch.manual_seed(1)  # other weights -> a new entry
+    MMIMDbDataModule(
+        str(tmp_path / "mmimdb"), **{**options, "on_problem": {"unreadable_file": "blank"}}
+    )._ensure("train")
+    assert len(list((tmp_path / "cache" / "mmimdb" / "train").iterdir())) == 2
+
+
+def test_bench_data_runs_and_writes_json(tmp_path):
+    import json
+
+    from src.bench.data import main as bench_main
+
+    assert (
+        bench_main(["--n", "8", "--epochs", "1", "--batch-size", "4", "--out", str(tmp_path / "b.json")]) == 0
+    )
+    results = json.loads((tmp_path / "b.json").read_text())
+    assert results["jpeg_decode_samples_per_s"] > 0 and results["feature_cache_samples_per_s"] > 0
+    assert set(results) >= {"cache_speedup", "loader_vs_bare_pil", "bare_pil_samples_per_s", "targets_met"}

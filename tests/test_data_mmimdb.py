@@ -1,0 +1,164 @@
+"""MM-IMDb: the real split.json, the raw archive layout and the Fuel hdf5 layout, with broken variants."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from src.data.issues import DataIssueError
+from src.data.mmimdb import GENRES, MMIMDbDataModule, normalize_text, read_split
+from src.models.encoders.base import Encoder
+from tests.data_writers import write_mmimdb_hdf5, write_mmimdb_raw
+from tests.helpers import train_cli
+
+SHARED = Path(os.environ.get("MMFUSION_DATA_DIR", "/nonexistent"))
+
+
+class CharStatsEncoder(Encoder):
+    """Test-only text encoder taking ``list[str]``: (length, vowel share) per string."""
+
+    def __init__(self, input_shape, kind) -> None:
+        super().__init__(input_shape, kind)
+        self.out_dim = 2
+        self.scale = torch.nn.Parameter(torch.ones(2))
+
+    def forward(self, x, mask=None):
+        assert isinstance(x, list) and all(isinstance(s, str) for s in x)
+        stats = [[len(s) / 100.0, sum(c in "aeiou" for c in s) / max(len(s), 1)] for s in x]
+        return torch.tensor(stats) * self.scale
+
+
+@pytest.mark.skipif(
+    not (SHARED / "mmimdb" / "split.json").is_file(), reason="MMFUSION_DATA_DIR has no mmimdb/split.json"
+)
+def test_real_split_sizes():
+    split = read_split(SHARED / "mmimdb" / "split.json")
+    assert {k: len(v) for k, v in split.items()} == {"train": 15552, "val": 2608, "test": 7799}
+    assert all(len(i) == 7 and i.isdigit() for i in split["train"][:100])
+
+
+def test_normalize_text():
+    assert normalize_text('He said: <br />"Run,  NOW!" Don\'t.') == "he said run now don't"
+
+
+def test_raw_layout_labels_plots_posters(tmp_path):
+    split = write_mmimdb_raw(tmp_path)
+    dm = MMIMDbDataModule(str(tmp_path), text_features="string", poster_size=[32, 16])
+    train = dm._ensure("train")
+    assert len(train) == 12 and train.ids == split["train"]
+    sample = train[1]  # movie k=1: genres Comedy (1 % 3), Crime (3 + 1 % 5 = 4)
+    assert torch.equal(
+        sample["labels"].nonzero().flatten(), torch.tensor([GENRES.index("Comedy"), GENRES.index("Crime")])
+    )
+    assert sample["text"].startswith("A much longer plot number 1")  # the longest plot
+    assert sample["image"].shape == (3, 32, 16) and sample["image"].dtype == torch.float32
+    assert 0.0 <= float(sample["image"].min()) and float(sample["image"].max()) <= 1.0
+    dm_first = MMIMDbDataModule(
+        str(tmp_path), text_features="string", plot_choice="first", text_normalization="original"
+    )
+    assert dm_first._ensure("val")[0]["text"] == "short plot 12"
+    dm_all = MMIMDbDataModule(str(tmp_path), text_features="string", plot_choice="all")
+    assert len(dm_all._ensure("train")) == 24 and dm_all._ensure("train").ids[:2] == [
+        f"{split['train'][0]}#0",
+        f"{split['train'][0]}#1",
+    ]
+    assert len(dm_all._ensure("test")) == 6  # evaluation keeps one plot per movie
+
+
+def test_raw_bad_inputs_error_or_counted(tmp_path):
+    split = write_mmimdb_raw(tmp_path)
+    (tmp_path / "dataset" / f"{split['train'][2]}.jpeg").unlink()
+    (tmp_path / "dataset" / f"{split['train'][3]}.jpeg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    meta_path = tmp_path / "dataset" / f"{split['train'][4]}.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "plot": []}))
+    (tmp_path / "dataset" / f"{split['train'][5]}.json").unlink()
+    with pytest.raises(DataIssueError, match=r"missing_file.*" + split["train"][2]):
+        MMIMDbDataModule(str(tmp_path))._ensure("train")
+    policy = {"missing_id": "skip", "missing_file": "blank", "unreadable_file": "skip", "empty_text": "blank"}
+    dm = MMIMDbDataModule(str(tmp_path), on_problem=policy, text_features="string")
+    train = dm._ensure("train")
+    assert len(train) == 10  # 12 - missing json - truncated poster
+    assert dm.issue_counts["train"] == {
+        "missing_id": {"skip": 1}, "missing_file": {"blank": 1}, "unreadable_file": {"skip": 1}, "empty_text": {"blank": 1},
+    }  # fmt: skip
+    blank = train[train.ids.index(split["train"][2])]
+    assert float(blank["image"].abs().sum()) == 0.0
+    assert train[train.ids.index(split["train"][4])]["text"] == ""
+
+
+def test_unknown_genre_is_an_error(tmp_path):
+    split = write_mmimdb_raw(tmp_path, (4, 2, 2))
+    path = tmp_path / "dataset" / f"{split['dev'][0]}.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "genres": ["Drama", "Space-Opera"]}))
+    with pytest.raises(DataIssueError, match="Space-Opera"):
+        MMIMDbDataModule(str(tmp_path))._ensure("val")
+
+
+def test_hdf5_layout_reorders_genres_and_uses_split_attribute(tmp_path):
+    shuffled = list(reversed(GENRES))
+    expected = write_mmimdb_hdf5(tmp_path / "multimodal_imdb.hdf5", genre_order=shuffled)
+    dm = MMIMDbDataModule(str(tmp_path), format="hdf5")
+    assert dm.modalities == {
+        "text": {"shape": [300], "kind": "vector"},
+        "image": {"shape": [4096], "kind": "vector"},
+    }
+    val = dm._ensure("val")
+    assert val.ids[0] == "2000012" and len(val) == 6
+    np.testing.assert_array_equal(val.labels, expected[12:18])
+    dm_img = MMIMDbDataModule(str(tmp_path), format="hdf5", hdf5_sources={"image": "images"})
+    assert dm_img._ensure("test")[0]["image"].shape == (3, 256, 160)
+
+
+def test_hdf5_without_split_attribute(tmp_path):
+    import h5py
+
+    write_mmimdb_hdf5(tmp_path / "multimodal_imdb.hdf5")
+    with h5py.File(tmp_path / "multimodal_imdb.hdf5", "a") as f:
+        del f.attrs["split"]
+    with pytest.raises(ValueError, match="Fuel 'split' attribute"):
+        MMIMDbDataModule(str(tmp_path), format="hdf5")
+
+
+def test_train_cli_raw_with_string_text_encoder_and_frozen_posters(tmp_path):
+    write_mmimdb_raw(tmp_path / "raw")
+    metrics = train_cli(
+        tmp_path / "run_raw",
+        "data=mmimdb",
+        f"data.root={tmp_path / 'raw'}",
+        "data.text_features=string",
+        "data.poster_size=[24,16]",
+        "data.num_workers=0",
+        "data.batch_size=4",
+        "trainer.max_epochs=1",
+        "+model.encoders.text._target_=tests.test_data_mmimdb.CharStatsEncoder",
+        "+data.frozen.image={_target_: src.models.encoders.base.MLPEncoder, hidden_dims: [8]}",
+        f"data.feature_cache_dir={tmp_path / 'cache'}",
+    )
+    assert 0.0 <= metrics["test/f1_micro"] <= 1.0
+    rows = (tmp_path / "run_raw" / "per_class_test.csv").read_text().splitlines()[1:]
+    assert [r.split(",")[0] for r in rows] == GENRES  # the fixed genre order is written into the run
+    assert json.loads((tmp_path / "run_raw" / "data_issues.json").read_text()) == {}
+    for split in ("train", "val", "test"):  # poster features went through the cache
+        (entry,) = (tmp_path / "cache" / "mmimdb" / split).iterdir()
+        assert (entry / "COMPLETE").is_file() and (entry / "features.npy").is_file()
+
+
+@pytest.mark.slow
+def test_train_cli_hdf5_one_epoch(tmp_path):
+    write_mmimdb_hdf5(tmp_path / "h5" / "multimodal_imdb.hdf5")
+    metrics = train_cli(
+        tmp_path / "run",
+        "data=mmimdb",
+        "data.format=hdf5",
+        f"data.root={tmp_path / 'h5'}",
+        "data.num_workers=0",
+        "data.batch_size=4",
+        "trainer.max_epochs=1",
+    )
+    assert 0.0 <= metrics["test/f1_micro"] <= 1.0
