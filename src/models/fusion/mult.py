@@ -105,11 +105,13 @@ class MulTFusion(SequenceFusion):
         return summaries
 
     def late_representation(
-        self, features: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor] | None
+        self,
+        sequences: Mapping[str, torch.Tensor],
+        masks: Mapping[str, torch.Tensor],
+        extras: Mapping[str, torch.Tensor],
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The fused (B, fused_dim) representation before the residual block, and what to interpret."""
-        sequences, sequence_masks, extras = self.project(features, masks)
-        parts = {**self.target_summaries(sequences, sequence_masks), **extras}
+        """The fused (B, fused_dim) representation of projected inputs before the residual block, and its gates."""
+        parts = {**self.target_summaries(sequences, masks), **extras}
         inputs = [parts[m] for m in self.modalities]
         if self.combine == "gmu":
             fused, gates = self.gmu(inputs)
@@ -117,6 +119,6 @@ class MulTFusion(SequenceFusion):
         return torch.cat(inputs, dim=-1), {}
 
     def forward(self, features, masks=None) -> FusionOutput:
-        fused, interpret = self.late_representation(features, masks)
+        fused, interpret = self.late_representation(*self.project(features, masks))
         logits = self.head(self.out_dropout(self.residual(fused)))
         return FusionOutput(logits=logits, interpret=interpret)
