@@ -46,8 +46,18 @@ def build(method: str, **options) -> torch.nn.Module:
     if method == "mult_gmu":
         return MulTFusion(DIMS, 3, HEAD, combine="gmu", gmu_hidden=12, **TINY, **options)
     if method == "hybrid":
-        return HybridEarlyLateFusion(DIMS, 3, HEAD, gmu_hidden=12, early_hidden=12, final_hidden=12, **TINY, **options)
-    return BPMuLTFusion(DIMS, 3, HEAD, ablation=method.removeprefix("bpmult").removeprefix("_") or "none", **TINY, **BPMULT_TINY, **options)
+        return HybridEarlyLateFusion(
+            DIMS, 3, HEAD, gmu_hidden=12, early_hidden=12, final_hidden=12, **TINY, **options
+        )
+    return BPMuLTFusion(
+        DIMS,
+        3,
+        HEAD,
+        ablation=method.removeprefix("bpmult").removeprefix("_") or "none",
+        **TINY,
+        **BPMULT_TINY,
+        **options,
+    )
 
 
 def make_batch(lengths: dict[str, int], real: dict[str, list[int]], seed: int = 1) -> tuple[dict, dict]:
@@ -136,7 +146,10 @@ def test_padding_never_changes_outputs(method: str) -> None:
         noisy = {m: v.clone() for m, v in features.items()}
         for m in lengths:
             noisy[m][~masks[m]] = 1e3 * torch.randn(int((~masks[m]).sum()), DIMS[m])
-        longer = {m: torch.cat([v, torch.full((2, 6, DIMS[m]), 7.0)], 1) if m in lengths else v for m, v in features.items()}
+        longer = {
+            m: torch.cat([v, torch.full((2, 6, DIMS[m]), 7.0)], 1) if m in lengths else v
+            for m, v in features.items()
+        }
         longer_masks = {m: torch.cat([k, torch.zeros(2, 6, dtype=torch.bool)], 1) for m, k in masks.items()}
         for other, other_masks in ((noisy, masks), (longer, longer_masks)):
             output = model(other, other_masks)
@@ -148,7 +161,9 @@ def test_padding_never_changes_outputs(method: str) -> None:
 @pytest.mark.parametrize("method", ["mult_gmu", "bpmult", "hybrid"])
 def test_unaligned_lengths_shapes_and_gates(method: str) -> None:
     model = build(method).eval()
-    features, masks = make_batch({"audio": 500, "text": 50, "video": 500}, {"audio": [500, 123], "text": [50, 7], "video": [17, 500]})
+    features, masks = make_batch(
+        {"audio": 500, "text": 50, "video": 500}, {"audio": [500, 123], "text": [50, 7], "video": [17, 500]}
+    )
     with torch.no_grad():
         output = model(features, masks)
     assert output.logits.shape == (2, 3)
@@ -162,7 +177,9 @@ def test_unaligned_lengths_shapes_and_gates(method: str) -> None:
 @pytest.mark.parametrize("method", METHODS)
 def test_gradients_reach_every_parameter(method: str) -> None:
     model = build(method, kernel_sizes=3)
-    features, masks = make_batch({"audio": 6, "text": 5, "video": 4}, {"audio": [6, 2], "text": [5, 5], "video": [1, 4]})
+    features, masks = make_batch(
+        {"audio": 6, "text": 5, "video": 4}, {"audio": [6, 2], "text": [5, 5], "video": [1, 4]}
+    )
     model(features, masks).logits.pow(2).sum().backward()
     missing = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not missing, f"no gradient reaches {missing}"
@@ -171,7 +188,9 @@ def test_gradients_reach_every_parameter(method: str) -> None:
 @pytest.mark.parametrize("ablation", ABLATIONS)
 def test_every_bpmult_ablation_trains_a_step(ablation: str) -> None:
     model = build(f"bpmult_{ablation}")
-    features, masks = make_batch({"audio": 6, "text": 5, "video": 4}, {"audio": [6, 2], "text": [5, 3], "video": [1, 4]})
+    features, masks = make_batch(
+        {"audio": 6, "text": 5, "video": 4}, {"audio": [6, 2], "text": [5, 3], "video": [1, 4]}
+    )
     labels = torch.tensor([0, 2])
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     before = torch.nn.functional.cross_entropy(model(features, masks).logits, labels)
@@ -184,9 +203,14 @@ def test_every_bpmult_ablation_trains_a_step(ablation: str) -> None:
 
 def test_bpmult_ablation_structure() -> None:
     full = build("bpmult")
-    assert len(full.single) == 6 and len(full.bi) == 6  # K = 3: every ordered pair, two biprojections per target
+    # K = 3: a single projection per ordered pair, two biprojections per target
+    assert len(full.single) == 6 and len(full.bi) == 6
     assert sorted(full.bi) == sorted(
-        f"{a}_to_{b}_to_{t}" for t in ("audio", "text", "video") for a in ("audio", "text", "video") for b in ("audio", "text", "video") if len({a, b, t}) == 3
+        f"{a}_to_{b}_to_{t}"
+        for t in ("audio", "text", "video")
+        for a in ("audio", "text", "video")
+        for b in ("audio", "text", "video")
+        if len({a, b, t}) == 3
     )
     assert full.top_inputs == ["H_audio", "poster", "H_text", "H_video", "H_parallel"]
     assert build("bpmult_no_parallel").top_inputs == ["H_audio", "poster", "H_text", "H_video"]
@@ -205,7 +229,9 @@ def test_bad_inputs_name_the_problem() -> None:
     with pytest.raises(ValueError, match="fusion.ablation='bogus'"):
         build("bpmult_bogus")
     model = build("mult")
-    features, masks = make_batch({"audio": 3, "text": 3, "video": 3}, {"audio": [3], "text": [3], "video": [3]})
+    features, masks = make_batch(
+        {"audio": 3, "text": 3, "video": 3}, {"audio": [3], "text": [3], "video": [3]}
+    )
     features["text"] = features["text"].mean(1)
     with pytest.raises(ValueError, match="modality 'text' must be a \\(B, T, D\\) sequence"):
         model(features, masks)

@@ -55,7 +55,9 @@ def test_synthetic_sequences_follow_the_rule() -> None:
         assert not train.modalities["video"][i].any()
     batch = next(iter(data.train_dataloader()))
     assert batch["text"].shape[0] == 8 and batch["text_mask"].dtype == torch.bool
-    assert (batch["text_mask"].sum(1) == torch.tensor([len(train.modalities["text"][i]) for i in batch["index"]])).all()
+    assert (
+        batch["text_mask"].sum(1) == torch.tensor([len(train.modalities["text"][i]) for i in batch["index"]])
+    ).all()
     with pytest.raises(ValueError, match="data.lengths.video"):
         SyntheticSequencesDataModule(n_samples=50, lengths={"text": (2, 3), "audio": (2, 3), "video": (5, 4)})
 
@@ -107,7 +109,16 @@ def test_mult_and_bpmult_need_and_learn_cross_modal_information() -> None:
     torch.manual_seed(0)
     mult = fit_and_score(MulTFusion(DIMS, 4, {"name": "linear"}, **TINY), data, epochs=4, lr=3e-3)
     torch.manual_seed(0)
-    bpmult = BPMuLTFusion(DIMS, 4, {"name": "linear"}, parallel_len=4, parallel_max_len=16, parallel_layers=1, top_hidden=32, **TINY)
+    bpmult = BPMuLTFusion(
+        DIMS,
+        4,
+        {"name": "linear"},
+        parallel_len=4,
+        parallel_max_len=16,
+        parallel_layers=1,
+        top_hidden=32,
+        **TINY,
+    )
     bpmult_acc = fit_and_score(bpmult, data, epochs=4, lr=3e-3)
     torch.manual_seed(0)
     unimodal = fit_and_score(MaxPoolUnimodal("text", DIMS["text"], 4), data, epochs=8, lr=3e-3)
@@ -118,7 +129,15 @@ def test_mult_and_bpmult_need_and_learn_cross_modal_information() -> None:
 
 @pytest.mark.parametrize("fusion", ["mult", "mult_gmu", "bpmult", "hybrid_early_late"])
 def test_fusion_configs_build_on_synthetic_sequences(fusion: str, tmp_path: Path) -> None:
-    cfg = compose_train([f"fusion={fusion}", "data=synthetic_sequences", "data.n_samples=60", "model.loss.name=cross_entropy"], tmp_path)
+    cfg = compose_train(
+        [
+            f"fusion={fusion}",
+            "data=synthetic_sequences",
+            "data.n_samples=60",
+            "model.loss.name=cross_entropy",
+        ],
+        tmp_path,
+    )
     data = instantiate(cfg.data)
     model = build_model(cfg, data)
     assert type(model.fusion).__name__ == cfg.fusion._target_.rsplit(".", 1)[1]

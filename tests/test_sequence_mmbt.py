@@ -31,7 +31,11 @@ def batch() -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     ids[1, 6] = 102  # [SEP]
     ids[1, 7:] = 0
     video_mask = torch.tensor([[True] * 5 + [False], [True, True] + [False] * 4])
-    features = {"text": ids, "poster": torch.randn(2, 10, generator=generator), "video": torch.randn(2, 6, 6, generator=generator)}
+    features = {
+        "text": ids,
+        "poster": torch.randn(2, 10, generator=generator),
+        "video": torch.randn(2, 6, 6, generator=generator),
+    }
     return features, {"text": text_mask, "video": video_mask}
 
 
@@ -60,8 +64,14 @@ def test_mmbt_fine_tunes_the_whole_encoder(mmbt: MMBTFusion) -> None:
     mmbt.zero_grad()
     features, masks = batch()
     mmbt(features, masks).logits.pow(2).sum().backward()
-    for name in ("bert.encoder.layer.0.attention.self.query.weight", "bert.embeddings.word_embeddings.weight",
-                 "token_projections.poster.weight", "token_projections.video.weight", "token_positions", "segments"):
+    for name in (
+        "bert.encoder.layer.0.attention.self.query.weight",
+        "bert.embeddings.word_embeddings.weight",
+        "token_projections.poster.weight",
+        "token_projections.video.weight",
+        "token_positions",
+        "segments",
+    ):
         grad = mmbt.get_parameter(name).grad
         assert grad is not None and grad.abs().sum() > 0, name
     mmbt.zero_grad()

@@ -46,11 +46,15 @@ def fusion_config(method: str) -> dict[str, Any]:
 def build_fusion(method: str) -> torch.nn.Module:
     options = fusion_config(method)
     cls = get_class(options.pop("_target_"))
-    dims = dict(WIDTHS) if method != "mmbt" else {"text": 1, "audio": WIDTHS["audio"], "video": WIDTHS["video"]}
+    dims = (
+        dict(WIDTHS) if method != "mmbt" else {"text": 1, "audio": WIDTHS["audio"], "video": WIDTHS["video"]}
+    )
     return cls(input_dims=dims, num_outputs=NUM_CLASSES, head={"name": "linear"}, **options)
 
 
-def random_batch(method: str, length: int, batch_size: int, device: torch.device) -> tuple[dict, dict, torch.Tensor]:
+def random_batch(
+    method: str, length: int, batch_size: int, device: torch.device
+) -> tuple[dict, dict, torch.Tensor]:
     """Unaligned inputs: text ``length`` steps, audio and video 1.5x and 0.8x that, the second sample half padded."""
     steps = {"text": length, "audio": int(1.5 * length), "video": max(1, int(0.8 * length))}
     features, masks = {}, {}
@@ -98,7 +102,11 @@ def run_case(method: str, length: int, batch_size: int, steps: int, device: torc
     if cuda:
         torch.cuda.synchronize(device)
     elapsed = time.perf_counter() - start
-    peak = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
+    peak = (
+        torch.cuda.max_memory_allocated(device) / 2**20
+        if cuda
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
+    )
     return {
         "method": method,
         "length": length,
@@ -112,21 +120,29 @@ def run_case(method: str, length: int, batch_size: int, steps: int, device: torc
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m src.bench sequence", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m src.bench sequence", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--lengths", nargs="+", type=int, default=[50, 500])
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads on CPU (default: torch's)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch intra-op threads on CPU (default: torch's)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
-    parser.add_argument("--case", default=None, help=argparse.SUPPRESS)  # METHOD:LENGTH, one case in this process
+    parser.add_argument(
+        "--case", default=None, help=argparse.SUPPRESS
+    )  # METHOD:LENGTH, one case in this process
     return parser.parse_args(argv)
 
 
 def main(argv: list[str]) -> int:
     args = parse(argv)
-    device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu")
+    device = torch.device(
+        "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
+    )
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.case:
@@ -137,7 +153,14 @@ def main(argv: list[str]) -> int:
     print(f"{'method':<18} {'length':>6} {'params':>10} {'samples/s':>10} {'peak MB':>9}  device")
     for method in args.methods:
         for length in args.lengths:
-            common = ["--batch-size", str(args.batch_size), "--steps", str(args.steps), "--device", device.type]
+            common = [
+                "--batch-size",
+                str(args.batch_size),
+                "--steps",
+                str(args.steps),
+                "--device",
+                device.type,
+            ]
             common += ["--threads", str(args.threads)] if args.threads else []
             proc = subprocess.run(
                 [sys.executable, "-m", "src.bench", "sequence", "--case", f"{method}:{length}", *common],
@@ -147,7 +170,9 @@ def main(argv: list[str]) -> int:
             )
             if proc.returncode != 0:
                 print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
-                raise RuntimeError(f"benchmark case {method} at length {length} failed (exit {proc.returncode})")
+                raise RuntimeError(
+                    f"benchmark case {method} at length {length} failed (exit {proc.returncode})"
+                )
             row = json.loads(proc.stdout.strip().splitlines()[-1])
             results.append(row)
             print(

@@ -45,7 +45,7 @@ def sample_synthetic_sequences(
         rows = [(noise_std * rng.standard_normal((t, dim))).astype(np.float32) for t in steps]
         if modality in KEY_MODALITIES:
             positions = rng.integers(0, steps)
-            for row, position, symbol in zip(rows, positions, symbols[modality]):
+            for row, position, symbol in zip(rows, positions, symbols[modality], strict=True):
                 row[position, 0] += signal
                 row[position, 1] += signal if symbol else -signal
             key_positions[modality] = positions
@@ -71,15 +71,27 @@ class SyntheticSequencesDataModule(FusionDataModule):
     ) -> None:
         super().__init__(**loader_options)
         dims = dict(dims or {"text": 8, "audio": 6, "video": 4})
-        lengths = {m: tuple(v) for m, v in (lengths or {"text": (6, 12), "audio": (10, 20), "video": (4, 8)}).items()}
+        lengths = {
+            m: tuple(v) for m, v in (lengths or {"text": (6, 12), "audio": (10, 20), "video": (4, 8)}).items()
+        }
         missing = [m for m in KEY_MODALITIES if m not in dims]
         if missing:
-            raise ValueError(f"data.dims must include the key modalities {list(KEY_MODALITIES)}; missing {missing}")
+            raise ValueError(
+                f"data.dims must include the key modalities {list(KEY_MODALITIES)}; missing {missing}"
+            )
         for modality, dim in dims.items():
-            if modality not in lengths or len(lengths[modality]) != 2 or not 1 <= lengths[modality][0] <= lengths[modality][1]:
-                raise ValueError(f"data.lengths.{modality} must be [min, max] with 1 <= min <= max, got {lengths.get(modality)}")
+            if (
+                modality not in lengths
+                or len(lengths[modality]) != 2
+                or not 1 <= lengths[modality][0] <= lengths[modality][1]
+            ):
+                raise ValueError(
+                    f"data.lengths.{modality} must be [min, max] with 1 <= min <= max, got {lengths.get(modality)}"
+                )
             if modality in KEY_MODALITIES and dim < 2:
-                raise ValueError(f"data.dims.{modality}={dim}: a key modality needs at least 2 channels (marker, symbol)")
+                raise ValueError(
+                    f"data.dims.{modality}={dim}: a key modality needs at least 2 channels (marker, symbol)"
+                )
         self._sequences, self._labels, self.key_positions = sample_synthetic_sequences(
             n_samples, dims, lengths, signal, noise_std, data_seed
         )

@@ -78,7 +78,9 @@ class FGMU(nn.Module):
 
     def forward(self, inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         stacked = torch.stack(list(inputs), dim=1)
-        hidden = torch.stack([torch.tanh(layer(x)) for layer, x in zip(self.hidden, inputs)], dim=1)
+        hidden = torch.stack(
+            [torch.tanh(layer(x)) for layer, x in zip(self.hidden, inputs, strict=True)], dim=1
+        )
         gates = torch.sigmoid(self.gate(stacked.flatten(1))).view_as(stacked)
         terms = gates * hidden * stacked if self.residual_product else gates * hidden
         return terms.sum(dim=1), gates
@@ -103,19 +105,33 @@ class ParallelBranch(nn.Module):
     the mean over the S_m steps.
     """
 
-    def __init__(self, dim: int, reduced_len: int, max_len: int, num_layers: int, num_heads: int, dropouts: Mapping[str, float]) -> None:
+    def __init__(
+        self,
+        dim: int,
+        reduced_len: int,
+        max_len: int,
+        num_layers: int,
+        num_heads: int,
+        dropouts: Mapping[str, float],
+    ) -> None:
         super().__init__()
         self.max_len = max_len
         self.reduction = nn.Parameter(torch.randn(reduced_len, max_len) / max_len**0.5)
         self.positions = nn.Parameter(torch.zeros(reduced_len, dim))
         nn.init.normal_(self.positions, std=0.02)
-        self.blocks = nn.ModuleList(CrossmodalBlock(dim, num_heads, cross=False, **dropouts) for _ in range(num_layers))
+        self.blocks = nn.ModuleList(
+            CrossmodalBlock(dim, num_heads, cross=False, **dropouts) for _ in range(num_layers)
+        )
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if x.shape[1] > self.max_len:
-            raise ValueError(f"parallel branch: sequence of {x.shape[1]} steps exceeds fusion.parallel_max_len={self.max_len}")
-        reduced = torch.einsum("st,btd->bsd", self.reduction[:, : x.shape[1]].to(x.dtype), zero_padding(x, mask))
+            raise ValueError(
+                f"parallel branch: sequence of {x.shape[1]} steps exceeds fusion.parallel_max_len={self.max_len}"
+            )
+        reduced = torch.einsum(
+            "st,btd->bsd", self.reduction[:, : x.shape[1]].to(x.dtype), zero_padding(x, mask)
+        )
         reduced = reduced + self.positions.to(x.dtype)
         for block in self.blocks:
             reduced = block(reduced, None)
@@ -152,7 +168,9 @@ class BPMuLTFusion(SequenceFusion):
         summary_tokens: Mapping[str, str] | None = None,
         modality_order: Sequence[str] | None = None,
     ) -> None:
-        super().__init__(input_dims, num_outputs, d_model, extras, kernel_sizes, summary_tokens, modality_order)
+        super().__init__(
+            input_dims, num_outputs, d_model, extras, kernel_sizes, summary_tokens, modality_order
+        )
         if ablation not in ABLATIONS:
             raise ValueError(f"fusion.ablation={ablation!r}: expected one of {ABLATIONS}")
         self.ablation = ablation
@@ -165,7 +183,13 @@ class BPMuLTFusion(SequenceFusion):
 
         def transformer(layers: int, decoder: bool = False, cross: bool = True) -> CrossmodalTransformer:
             return CrossmodalTransformer(
-                d_model, layers, num_heads, embed_dropout=embed_dropout, decoder=decoder, cross=cross, **dropouts
+                d_model,
+                layers,
+                num_heads,
+                embed_dropout=embed_dropout,
+                decoder=decoder,
+                cross=cross,
+                **dropouts,
             )
 
         def fusion(n: int) -> nn.Module:
@@ -175,7 +199,10 @@ class BPMuLTFusion(SequenceFusion):
         self.triples = [(a, b, t) for t in self.sequences for a, b in self.pairs if t not in (a, b)]
         self.single = nn.ModuleDict({pair_key(a, b): transformer(num_layers) for a, b in self.pairs})
         self.bi = nn.ModuleDict(
-            {self._bi_key(*abt): transformer(num_layers, decoder=ablation == "translating") for abt in self.triples}
+            {
+                self._bi_key(*abt): transformer(num_layers, decoder=ablation == "translating")
+                for abt in self.triples
+            }
         )
         self.bi_memory = (
             nn.ModuleDict({self._bi_key(*abt): transformer(self_layers, cross=False) for abt in self.triples})
@@ -190,7 +217,9 @@ class BPMuLTFusion(SequenceFusion):
         if self.use_parallel:
             self.parallel = nn.ModuleDict(
                 {
-                    m: ParallelBranch(d_model, parallel_len, parallel_max_len, parallel_layers, num_heads, dropouts)
+                    m: ParallelBranch(
+                        d_model, parallel_len, parallel_max_len, parallel_layers, num_heads, dropouts
+                    )
                     for m in self.sequences
                 }
             )
@@ -199,7 +228,9 @@ class BPMuLTFusion(SequenceFusion):
         if self.per_target:
             self.top_inputs = [m if m in self.extras else f"H_{m}" for m in self.modalities]
         else:
-            self.top_inputs = [f"S_{pair_key(a, b)}" for a, b in self.pairs] + [f"B_{self._bi_key(*abt)}" for abt in self.triples]
+            self.top_inputs = [f"S_{pair_key(a, b)}" for a, b in self.pairs] + [
+                f"B_{self._bi_key(*abt)}" for abt in self.triples
+            ]
             self.top_inputs += self.extras
         if self.use_parallel:
             self.top_inputs.append("H_parallel")
@@ -236,7 +267,9 @@ class BPMuLTFusion(SequenceFusion):
                 if self.residual_connections:
                     fused = fused + self.summary(t, x[t], mask[t])
                 if self.use_middle:
-                    middle, gates = self.fuse_middle[t]([self.summary(t, single[s, t], mask[t]) for s in self.sequences if s != t])
+                    middle, gates = self.fuse_middle[t](
+                        [self.summary(t, single[s, t], mask[t]) for s in self.sequences if s != t]
+                    )
                     self._record(interpret, f"fgmu_middle_{t}", gates)
                     fused = fused + middle
                 top[f"H_{t}"] = fused

@@ -12,7 +12,7 @@ early GMU, both in ``self.modalities`` order, and ``gates_final`` (B, 2, H) = [z
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import torch

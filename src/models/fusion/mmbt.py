@@ -77,24 +77,34 @@ class MMBTFusion(Fusion):
     ) -> None:
         super().__init__(input_dims, num_outputs, modality_order)
         if text_modality not in self.modalities:
-            raise ValueError(f"fusion.text_modality={text_modality!r} is not a modality of the data {self.modalities}")
+            raise ValueError(
+                f"fusion.text_modality={text_modality!r} is not a modality of the data {self.modalities}"
+            )
         self.text_modality = text_modality
         self.others = [m for m in self.modalities if m != text_modality]
         self.bert = load_text_transformer(model_path)
         hidden = self.bert.config.hidden_size
         self.num_image_tokens = num_image_tokens
-        self.token_projections = nn.ModuleDict({m: nn.Linear(self.input_dims[m], num_image_tokens * hidden) for m in self.others})
+        self.token_projections = nn.ModuleDict(
+            {m: nn.Linear(self.input_dims[m], num_image_tokens * hidden) for m in self.others}
+        )
         self.token_positions = nn.Parameter(torch.randn(len(self.others), num_image_tokens, hidden) * 0.02)
         self.segments = nn.Parameter(torch.randn(len(self.others), hidden) * 0.02)
         self.token_norm = nn.LayerNorm(hidden, eps=self.bert.config.layer_norm_eps)
         self.dropout = nn.Dropout(dropout)
         self.head = build_head(head, hidden, num_outputs)
 
-    def _modality_tokens(self, index: int, modality: str, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def _modality_tokens(
+        self, index: int, modality: str, x: torch.Tensor, mask: torch.Tensor | None
+    ) -> torch.Tensor:
         if x.ndim == 3:
-            x = masked_mean(x, torch.ones(x.shape[:2], dtype=torch.bool, device=x.device) if mask is None else mask.bool())
+            x = masked_mean(
+                x, torch.ones(x.shape[:2], dtype=torch.bool, device=x.device) if mask is None else mask.bool()
+            )
         elif x.ndim != 2:
-            raise ValueError(f"MMBTFusion: modality {modality!r} must be (B, D) or (B, T, D), got {tuple(x.shape)}")
+            raise ValueError(
+                f"MMBTFusion: modality {modality!r} must be (B, D) or (B, T, D), got {tuple(x.shape)}"
+            )
         tokens = self.token_projections[modality](x).view(x.shape[0], self.num_image_tokens, -1)
         return self.dropout(self.token_norm(tokens + self.token_positions[index] + self.segments[index]))
 
@@ -112,7 +122,14 @@ class MMBTFusion(Fusion):
         others = [self._modality_tokens(i, m, features[m], masks.get(m)) for i, m in enumerate(self.others)]
         image = torch.cat(others, dim=1)
         hidden = torch.cat([text[:, :1], image, text[:, 1:]], dim=1)
-        mask = torch.cat([text_mask[:, :1], torch.ones(image.shape[:2], dtype=torch.bool, device=ids.device), text_mask[:, 1:]], 1)
+        mask = torch.cat(
+            [
+                text_mask[:, :1],
+                torch.ones(image.shape[:2], dtype=torch.bool, device=ids.device),
+                text_mask[:, 1:],
+            ],
+            1,
+        )
         additive = (~mask)[:, None, None, :].to(hidden.dtype) * torch.finfo(hidden.dtype).min
         encoded = self.bert.encoder(hidden, attention_mask=additive).last_hidden_state
         return FusionOutput(logits=self.head(self.dropout(encoded[:, 0])))

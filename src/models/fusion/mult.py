@@ -59,14 +59,18 @@ class MulTFusion(SequenceFusion):
         summary_tokens: Mapping[str, str] | None = None,
         modality_order: Sequence[str] | None = None,
     ) -> None:
-        super().__init__(input_dims, num_outputs, d_model, extras, kernel_sizes, summary_tokens, modality_order)
+        super().__init__(
+            input_dims, num_outputs, d_model, extras, kernel_sizes, summary_tokens, modality_order
+        )
         if combine not in COMBINE:
             raise ValueError(f"fusion.combine={combine!r}: expected one of {COMBINE}")
         self.combine = combine
         dropouts = {"attn_dropout": attn_dropout, "relu_dropout": relu_dropout, "res_dropout": res_dropout}
         self.crossmodal = nn.ModuleDict(
             {
-                pair_key(s, t): CrossmodalTransformer(d_model, num_layers, num_heads, embed_dropout=embed_dropout, **dropouts)
+                pair_key(s, t): CrossmodalTransformer(
+                    d_model, num_layers, num_heads, embed_dropout=embed_dropout, **dropouts
+                )
                 for t in self.sequences
                 for s in self.sequences
                 if s != t
@@ -91,7 +95,9 @@ class MulTFusion(SequenceFusion):
         self.out_dropout = nn.Dropout(out_dropout)
         self.head = build_head(head, self.fused_dim, num_outputs)
 
-    def target_summaries(self, sequences: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def target_summaries(
+        self, sequences: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
         """Per target t: [s -> t for s != t] concatenated, self-attention, summary step (MulT Eq. 3-6)."""
         summaries = {}
         for t in self.sequences:

@@ -31,7 +31,9 @@ class SequenceProjection(nn.Module):
     def __init__(self, in_dim: int, out_dim: int, kernel_size: int) -> None:
         super().__init__()
         if kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"conv kernel_size must be odd and positive (same-length output), got {kernel_size}")
+            raise ValueError(
+                f"conv kernel_size must be odd and positive (same-length output), got {kernel_size}"
+            )
         self.conv = nn.Conv1d(in_dim, out_dim, kernel_size, padding=kernel_size // 2, bias=False)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -65,7 +67,9 @@ class SequenceFusion(Fusion):
         super().__init__(input_dims, num_outputs, modality_order)
         unknown = sorted(set(extras) - set(self.modalities))
         if unknown:
-            raise ValueError(f"fusion.extras names {unknown}, which are not modalities of the data {self.modalities}")
+            raise ValueError(
+                f"fusion.extras names {unknown}, which are not modalities of the data {self.modalities}"
+            )
         self.extras = [m for m in self.modalities if m in set(extras)]
         self.sequences = [m for m in self.modalities if m not in set(extras)]
         name = type(self).__name__
@@ -82,7 +86,11 @@ class SequenceFusion(Fusion):
                     f"mapped to one of {SUMMARY_TOKENS}"
                 )
             self.summary_tokens[modality] = which
-        sizes = dict.fromkeys(self.sequences, kernel_sizes) if isinstance(kernel_sizes, int) else dict(kernel_sizes)
+        sizes = (
+            dict.fromkeys(self.sequences, kernel_sizes)
+            if isinstance(kernel_sizes, int)
+            else dict(kernel_sizes)
+        )
         missing = sorted(set(self.sequences) - set(sizes))
         if missing:
             raise ValueError(f"fusion.kernel_sizes lacks the sequence modalities {missing}")

@@ -26,7 +26,9 @@ def sinusoidal_positions(length: int, dim: int, device: torch.device, dtype: tor
     """(length, dim) fixed sin/cos position table (Vaswani et al. 2017, Sec. 3.5)."""
     position = torch.arange(length, device=device, dtype=torch.float32)[:, None]
     half = dim // 2
-    frequencies = torch.exp(torch.arange(half, device=device, dtype=torch.float32) * (-math.log(10000.0) / max(half - 1, 1)))
+    frequencies = torch.exp(
+        torch.arange(half, device=device, dtype=torch.float32) * (-math.log(10000.0) / max(half - 1, 1))
+    )
     angles = position * frequencies[None, :]
     table = torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
     if dim % 2:
@@ -62,8 +64,14 @@ class MultiHeadAttention(nn.Module):
         batch, length, dim = x.shape
         return x.view(batch, length, self.num_heads, dim // self.num_heads).transpose(1, 2)
 
-    def forward(self, query: torch.Tensor, source: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
-        q, k, v = self._heads(self.query(query)), self._heads(self.key(source)), self._heads(self.value(source))
+    def forward(
+        self, query: torch.Tensor, source: torch.Tensor, key_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        q, k, v = (
+            self._heads(self.query(query)),
+            self._heads(self.key(source)),
+            self._heads(self.value(source)),
+        )
         attn_mask = None
         empty = None
         if key_mask is not None:
@@ -102,7 +110,9 @@ class CrossmodalBlock(nn.Module):
         self.query_norm = nn.LayerNorm(dim)
         self.source_norm = nn.LayerNorm(dim) if cross else None
         self.ff_norm = nn.LayerNorm(dim)
-        self.ff = nn.Sequential(nn.Linear(dim, 4 * dim), nn.ReLU(), nn.Dropout(relu_dropout), nn.Linear(4 * dim, dim))
+        self.ff = nn.Sequential(
+            nn.Linear(dim, 4 * dim), nn.ReLU(), nn.Dropout(relu_dropout), nn.Linear(4 * dim, dim)
+        )
         self.res_dropout = nn.Dropout(res_dropout)
 
     def forward(
