@@ -235,3 +235,37 @@ def test_bad_inputs_name_the_problem() -> None:
     features["text"] = features["text"].mean(1)
     with pytest.raises(ValueError, match="modality 'text' must be a \\(B, T, D\\) sequence"):
         model(features, masks)
+
+
+def test_two_and_four_sequence_modalities() -> None:
+    torch.manual_seed(0)
+    two = MulTFusion({"audio": 5, "text": 6}, 2, HEAD, **TINY | {"extras": []}).eval()
+    assert sorted(two.crossmodal) == ["audio_to_text", "text_to_audio"]
+    dims4 = {"audio": 5, "face": 3, "text": 6, "video": 4}
+    four = BPMuLTFusion(dims4, 2, HEAD, **TINY | {"extras": []}, **BPMULT_TINY).eval()
+    assert len(four.single) == 12 and len(four.bi) == 24  # 4 * 3 ordered pairs, 6 biprojections per target
+    inputs = {m: torch.randn(2, 3 + i, d) for i, (m, d) in enumerate(dims4.items())}
+    with torch.no_grad():
+        assert four(inputs).logits.shape == (2, 2)
+        assert four(inputs).interpret["fgmu_bi_text"].shape == (2, 6, 8)
+        assert two({m: inputs[m] for m in ("audio", "text")}).logits.shape == (2, 2)
+
+
+def test_first_token_summary_for_cls_led_text() -> None:
+    model = build("mult", summary_tokens={"text": "first"}).eval()
+    assert model.summary_tokens == {"audio": "last", "text": "first", "video": "last"}
+    features, masks = make_batch(
+        {"audio": 4, "text": 5, "video": 3}, {"audio": [4, 2], "text": [5, 3], "video": [3, 1]}
+    )
+    memories = {}
+    for modality in ("text", "audio"):
+        model.memory[modality].register_forward_hook(
+            lambda _m, _i, out, key=modality: memories.__setitem__(key, out)
+        )
+    with torch.no_grad():
+        sequences, seq_masks, _ = model.project(features, masks)
+        summaries = model.target_summaries(sequences, seq_masks)
+    torch.testing.assert_close(summaries["text"], memories["text"][:, 0])  # [CLS] position
+    torch.testing.assert_close(summaries["audio"], memories["audio"][[0, 1], [3, 1]])  # last real steps
+    with pytest.raises(ValueError, match="fusion.summary_tokens.text='middle'"):
+        build("mult", summary_tokens={"text": "middle"})

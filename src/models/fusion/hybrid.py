@@ -15,19 +15,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import torch
-
 from src.models.fusion.base import FusionOutput
 from src.models.fusion.gmu import GatedMultimodalUnit
 from src.models.fusion.mult import MulTFusion
 from src.models.fusion.sequence import ResidualBlock
 from src.models.heads import build_head
-
-
-def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of (B, T, D) ``x`` over the steps where ``mask`` is True (zero for an empty sequence)."""
-    weights = mask.unsqueeze(-1).to(x.dtype)
-    return (x * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+from src.models.module import masked_mean
 
 
 class HybridEarlyLateFusion(MulTFusion):

