@@ -135,12 +135,16 @@ def test_fusion_configs_build_on_synthetic_sequences(fusion: str, tmp_path: Path
             "data=synthetic_sequences",
             "data.n_samples=60",
             "model.loss.name=cross_entropy",
+            "fusion.summary_tokens={text: first}",
+            "fusion.kernel_sizes={text: 3, audio: 1, video: 1}",
         ],
         tmp_path,
     )
     data = instantiate(cfg.data)
     model = build_model(cfg, data)
     assert type(model.fusion).__name__ == cfg.fusion._target_.rsplit(".", 1)[1]
+    assert model.fusion.summary_tokens["text"] == "first"
+    assert model.fusion.projections["text"].conv.kernel_size == (3,)
     data.setup("fit")
     batch = next(iter(data.train_dataloader()))
     model.eval()
