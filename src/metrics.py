@@ -82,7 +82,9 @@ def _nanmean(values: np.ndarray) -> float:
     return float(values[valid].mean()) if valid.any() else float("nan")
 
 
-def multilabel_metrics(probs: np.ndarray, targets: np.ndarray, thresholds: np.ndarray | float) -> dict[str, float]:
+def multilabel_metrics(
+    probs: np.ndarray, targets: np.ndarray, thresholds: np.ndarray | float
+) -> dict[str, float]:
     """Threshold-dependent and ranking metrics of a multilabel task.
 
     ``probs`` and ``targets`` are (N, C); ``thresholds`` is a scalar or (C,); a label is predicted
@@ -120,7 +122,8 @@ def multilabel_metrics(probs: np.ndarray, targets: np.ndarray, thresholds: np.nd
 def multilabel_per_class(
     probs: np.ndarray, targets: np.ndarray, thresholds: np.ndarray | float, class_names: list[str]
 ) -> list[dict[str, float | str]]:
-    """One row per class: support, threshold, precision, recall, F1, AP, ROC-AUC and accuracy."""
+    """One row per class: support, threshold, precision, recall, F1, AP, ROC-AUC, accuracy and
+    weighted accuracy (Dai et al. 2021, used for CMU-MOSEI emotions)."""
     targets = targets.astype(bool)
     thresholds = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (targets.shape[1],))
     preds = probs >= thresholds.astype(probs.dtype)
@@ -138,6 +141,7 @@ def multilabel_per_class(
                 "ap": average_precision(probs[:, c], targets[:, c]),
                 "roc_auc": roc_auc(probs[:, c], targets[:, c]),
                 "accuracy": float((preds[:, c] == targets[:, c]).mean()),
+                "wacc": binary_weighted_accuracy(preds[:, c], targets[:, c]),
             }
         )
     return rows

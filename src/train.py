@@ -8,6 +8,7 @@ fusion exposes gates or weights, and the loggers' folders.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from pathlib import Path
@@ -47,13 +48,21 @@ def resolve_data_dependent(cfg: DictConfig, datamodule: FusionDataModule) -> Non
         if cfg.monitor.metric == "auto":
             cfg.monitor.metric = metric
         if cfg.monitor.mode == "auto":
-            cfg.monitor.mode = mode if cfg.monitor.metric == metric else ("min" if cfg.monitor.metric.endswith("loss") else "max")
+            cfg.monitor.mode = (
+                mode
+                if cfg.monitor.metric == metric
+                else ("min" if cfg.monitor.metric.endswith("loss") else "max")
+            )
         if cfg.model.loss.name == "auto":
             cfg.model.loss.name = DEFAULT_LOSS[datamodule.task]
         if cfg.model.loss.get("pos_weight") == "neg_pos_ratio":
             counts, n = datamodule.train_label_counts()
             cfg.model.loss.pos_weight = neg_pos_ratio(counts, n)
-        if HydraConfig.get().mode == RunMode.MULTIRUN and cfg.trainer.get("strategy") == "ddp":
+        if (
+            HydraConfig.initialized()
+            and HydraConfig.get().mode == RunMode.MULTIRUN
+            and cfg.trainer.get("strategy") == "ddp"
+        ):
             # `ddp` re-executes sys.argv in every rank, which would re-run the whole sweep.
             log.warning("multirun: trainer.strategy ddp -> ddp_spawn (ranks must not re-launch the sweep)")
             cfg.trainer.strategy = "ddp_spawn"
@@ -88,6 +97,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     model.output_dir = output_dir
     output_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(OmegaConf.create(run_config), output_dir / "config.yaml")
+    provenance = {m: encoder.provenance for m, encoder in model.encoders.items()}
+    (output_dir / "encoders.json").write_text(json.dumps(provenance, indent=2) + "\n")
 
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
@@ -100,7 +111,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         ckpt_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else None
         if not ckpt_path:
-            log.warning("no best checkpoint (no checkpoint callback or no validation): evaluating the final weights")
+            log.warning(
+                "no best checkpoint (no checkpoint callback or no validation): evaluating the final weights"
+            )
             ckpt_path = None
         else:
             log.info("selected on %s: %s", cfg.monitor.metric, ckpt_path)
@@ -116,7 +129,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     metrics = {k: float(v) for k, v in metrics.items()}
     if trainer.is_global_zero:
         write_metrics(output_dir / "metrics.json", metrics)
-        print_metrics_table(metrics, output_dir, title=f"{cfg.fusion._target_.rsplit('.', 1)[-1]} on {type(datamodule).__name__}")
+        print_metrics_table(
+            metrics,
+            output_dir,
+            title=f"{cfg.fusion._target_.rsplit('.', 1)[-1]} on {type(datamodule).__name__}",
+        )
     return metrics
 
 

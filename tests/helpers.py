@@ -29,7 +29,13 @@ def compose_train(overrides: list[str], run_dir: Path, config_name: str = "train
     return cfg
 
 
-def run_cli(module: str, args: list[str], cwd: Path | None = None, timeout: int = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    module: str,
+    args: list[str],
+    cwd: Path | None = None,
+    timeout: int = 600,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess:
     """``python -m <module> <args>`` from the repo root; raises with the output when it fails."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     proc = subprocess.run(
@@ -43,9 +49,13 @@ def run_cli(module: str, args: list[str], cwd: Path | None = None, timeout: int 
     return proc
 
 
-def train_cli(run_dir: Path, *overrides: str, check: bool = True, env: dict[str, str] | None = None) -> dict[str, Any]:
+def train_cli(
+    run_dir: Path, *overrides: str, check: bool = True, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Run ``python -m src.train`` into ``run_dir`` and return its metrics.json."""
     proc = run_cli("src.train", [f"hydra.run.dir={run_dir}", "logger=csv", *overrides], env=env)
     if check and proc.returncode != 0:
-        raise AssertionError(f"src.train failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        raise AssertionError(
+            f"src.train failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
     return json.loads((run_dir / "metrics.json").read_text())

@@ -81,8 +81,10 @@ def maxout_head(
 
 def linear_head(in_dim: int, out_dim: int, dropout: float = 0.0) -> nn.Sequential:
     """Logistic regression on the representation (optionally after dropout)."""
-    return nn.Sequential(nn.Dropout(dropout), nn.Linear(in_dim, out_dim)) if dropout > 0 else nn.Sequential(
-        nn.Linear(in_dim, out_dim)
+    return (
+        nn.Sequential(nn.Dropout(dropout), nn.Linear(in_dim, out_dim))
+        if dropout > 0
+        else nn.Sequential(nn.Linear(in_dim, out_dim))
     )
 
 

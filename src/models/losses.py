@@ -30,12 +30,20 @@ def neg_pos_ratio(label_counts: Sequence[int], n_samples: int) -> list[float]:
 def build_loss(spec: Mapping[str, Any], task: str, num_outputs: int) -> nn.Module:
     name = spec.get("name")
     if name not in LOSSES_BY_TASK[task]:
-        raise ValueError(f"model.loss.name={name!r} does not fit a {task} task; use one of {LOSSES_BY_TASK[task]}")
+        raise ValueError(
+            f"model.loss.name={name!r} does not fit a {task} task; use one of {LOSSES_BY_TASK[task]}"
+        )
     if name == "bce":
         pos_weight = spec.get("pos_weight")
         if isinstance(pos_weight, str):
-            raise ValueError(f"model.loss.pos_weight={pos_weight!r} must be resolved to numbers before the model is built")
-        weight = None if pos_weight is None else torch.as_tensor(pos_weight, dtype=torch.float32).expand(num_outputs).clone()
+            raise ValueError(
+                f"model.loss.pos_weight={pos_weight!r} must be resolved to numbers before the model is built"
+            )
+        weight = (
+            None
+            if pos_weight is None
+            else torch.as_tensor(pos_weight, dtype=torch.float32).expand(num_outputs).clone()
+        )
         return nn.BCEWithLogitsLoss(pos_weight=weight)
     if name == "cross_entropy":
         return nn.CrossEntropyLoss(label_smoothing=float(spec.get("label_smoothing", 0.0)))

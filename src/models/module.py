@@ -66,7 +66,9 @@ class FusionClassifier(LightningModule):
         encoders = encoders or {}
         unknown = sorted(set(encoders) - set(modalities))
         if unknown:
-            raise ValueError(f"model.encoders names modalities {unknown} that the dataset lacks; it has {sorted(modalities)}")
+            raise ValueError(
+                f"model.encoders names modalities {unknown} that the dataset lacks; it has {sorted(modalities)}"
+            )
         self.encoders = nn.ModuleDict(
             {m: build_encoder(encoders.get(m), spec["shape"], spec["kind"]) for m, spec in modalities.items()}
         )
@@ -80,7 +82,9 @@ class FusionClassifier(LightningModule):
         )
         self.criterion = build_loss(loss, task, num_outputs)
         self.threshold_cfg = {"strategy": "fixed", "value": 0.5, "metric": "f1_micro", **(thresholds or {})}
-        self.register_buffer("decision_thresholds", torch.full((num_outputs,), float(self.threshold_cfg["value"])))
+        self.register_buffer(
+            "decision_thresholds", torch.full((num_outputs,), float(self.threshold_cfg["value"]))
+        )
         self.run_config: dict[str, Any] | None = None
         self.output_dir: Path | None = None
         self._epoch_outputs: dict[str, list[dict[str, torch.Tensor]]] = defaultdict(list)
@@ -90,13 +94,20 @@ class FusionClassifier(LightningModule):
         features, masks = {}, {}
         accepts_sequences = getattr(self.fusion, "accepts_sequences", False)
         for modality, encoder in self.encoders.items():
-            mask = batch.get(f"{modality}_mask")
-            feature = encoder(batch[modality], mask)
+            feature, mask = encoder.encode(batch[modality], batch.get(f"{modality}_mask"))
             if encoder.returns_sequence and not accepts_sequences:
                 feature = masked_mean(feature, mask)
             features[modality] = feature
             masks[modality] = mask
         return self.fusion(features, masks)
+
+    def on_fit_start(self) -> None:
+        """Fit data-dependent encoders (TF-IDF) on the training split's raw inputs, never on val/test."""
+        fitted = [m for m, encoder in self.encoders.items() if encoder.requires_fit]
+        if fitted:
+            train_set = self.trainer.datamodule.train_dataloader().dataset
+            for modality in fitted:
+                self.encoders[modality].fit(train_set.modalities[modality])
 
     def predict_scores(self, logits: torch.Tensor) -> torch.Tensor:
         """Probabilities for classification, the raw outputs for regression."""
@@ -107,7 +118,9 @@ class FusionClassifier(LightningModule):
             return torch.softmax(logits, dim=-1)
         return logits
 
-    def _loss(self, output: FusionOutput, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def _loss(
+        self, output: FusionOutput, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         main = self.criterion(output.logits, labels)
         parts = {"loss_main": main}
         total = main
@@ -121,9 +134,22 @@ class FusionClassifier(LightningModule):
         output = self(batch)
         loss, parts = self._loss(output, batch["labels"])
         batch_size = batch["labels"].shape[0]
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch_size, sync_dist=True)
+        self.log(
+            "train/loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=batch_size,
+            sync_dist=True,
+        )
         if len(parts) > 1:
-            self.log_dict({f"train/{k}": v for k, v in parts.items()}, on_epoch=True, batch_size=batch_size, sync_dist=True)
+            self.log_dict(
+                {f"train/{k}": v for k, v in parts.items()},
+                on_epoch=True,
+                batch_size=batch_size,
+                sync_dist=True,
+            )
         return loss
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -190,7 +216,9 @@ class FusionClassifier(LightningModule):
         metrics = {f"test/{k}": v for k, v in self._score("test", gathered).items()}
         gates = gathered.get("interpret/gates")
         if gates is not None and "latent" in gathered:
-            metrics["test/gate_corr_latent"] = pearson(gates[:, 0].reshape(len(gates), -1).mean(1), gathered["latent"])
+            metrics["test/gate_corr_latent"] = pearson(
+                gates[:, 0].reshape(len(gates), -1).mean(1), gathered["latent"]
+            )
         self.log_dict(metrics)
         if self.trainer.is_global_zero and self.output_dir is not None:
             self._write_test_artifacts(gathered)
@@ -203,7 +231,13 @@ class FusionClassifier(LightningModule):
         thresholds = self.decision_thresholds.cpu().numpy()
         if self.hparams.task == MULTILABEL:
             (out / "thresholds.json").write_text(
-                json.dumps({"strategy": self.threshold_cfg["strategy"], "thresholds": dict(zip(class_names, thresholds.tolist()))}, indent=2)
+                json.dumps(
+                    {
+                        "strategy": self.threshold_cfg["strategy"],
+                        "thresholds": dict(zip(class_names, thresholds.tolist(), strict=True)),
+                    },
+                    indent=2,
+                )
             )
             rows = multilabel_per_class(gathered["scores"], gathered["targets"], thresholds, class_names)
             with open(out / "per_class_test.csv", "w", newline="") as handle:
@@ -213,7 +247,12 @@ class FusionClassifier(LightningModule):
         ids = self._sample_ids(gathered["index"])
         interpret = {k.split("/", 1)[1]: v for k, v in gathered.items() if k.startswith("interpret/")}
         if interpret:
-            np.savez_compressed(out / "interpret_test.npz", ids=np.asarray(ids), modalities=np.asarray(self.fusion.modalities), **interpret)
+            np.savez_compressed(
+                out / "interpret_test.npz",
+                ids=np.asarray(ids),
+                modalities=np.asarray(self.fusion.modalities),
+                **interpret,
+            )
         learned = self.fusion.interpretation()
         if learned:
             (out / "interpretation.json").write_text(json.dumps(learned, indent=2))

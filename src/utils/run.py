@@ -56,7 +56,10 @@ def write_metrics(path: Path, metrics: Mapping[str, Any]) -> None:
 
 def print_metrics_table(metrics: Mapping[str, float], run_dir: Path, title: str) -> None:
     """A compact table: one row per metric name, one column per stage (val, test)."""
-    stages = sorted({k.split("/", 1)[0] for k in metrics}, key=lambda s: ("train", "val", "test").index(s) if s in ("train", "val", "test") else 9)
+    stages = sorted(
+        {k.split("/", 1)[0] for k in metrics},
+        key=lambda s: ("train", "val", "test").index(s) if s in ("train", "val", "test") else 9,
+    )
     names = sorted({k.split("/", 1)[1] for k in metrics if "/" in k})
     table = Table(title=title)
     table.add_column("metric")

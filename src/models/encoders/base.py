@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -11,6 +15,31 @@ from hydra.utils import get_class
 from torch import nn
 
 from src.models.heads import ACTIVATIONS
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a weights file (cached per path, size and mtime: weights are hashed once per process)."""
+    stat = Path(path).stat()
+    return _sha256_cached(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=64)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class WeightsUnavailableError(FileNotFoundError):
+    """``pretrained: true`` but the weights cannot be found; the message names the model and how to provide them."""
+
+
+def freeze(module: nn.Module) -> None:
+    """No gradient for any parameter of ``module``."""
+    for parameter in module.parameters():
+        parameter.requires_grad_(False)
 
 
 class Encoder(nn.Module):
@@ -23,6 +52,7 @@ class Encoder(nn.Module):
 
     out_dim: int
     returns_sequence: bool = False
+    requires_fit: bool = False
 
     def __init__(self, input_shape: Sequence[int], kind: str) -> None:
         super().__init__()
@@ -33,8 +63,37 @@ class Encoder(nn.Module):
     def provenance(self) -> dict[str, Any]:
         return {"encoder": type(self).__name__, "weights": "random init"}
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    @property
+    def cacheable(self) -> bool:
+        """True when outputs depend on the input only, so a feature cache may store them once per sample.
+
+        That is: no trainable parameter, nothing fitted on data, and no training-time randomness
+        (modules flagged ``randomizes_training``, e.g. image augmentation). Frozen backbones qualify
+        because they stay in eval mode.
+        """
+        return (
+            not self.requires_fit
+            and not any(p.requires_grad for p in self.parameters())
+            and not any(getattr(m, "randomizes_training", False) for m in self.modules())
+        )
+
+    def forward(self, x: Any, mask: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
+
+    def encode(self, x: Any, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Features and the mask that goes with them.
+
+        Encoders that make their own steps (text encoders that tokenize raw strings) override this to
+        return their token mask; the others keep the input mask.
+        """
+        return self(x, mask), mask
+
+    def fit(self, train_inputs: Sequence[Any]) -> None:
+        """Fit data-dependent state (e.g. TF-IDF statistics) on the training split's raw inputs only.
+
+        Called once by :class:`src.models.module.FusionClassifier` at the start of fitting for encoders
+        with ``requires_fit = True``; the fitted state lives in buffers, so checkpoints carry it.
+        """
 
 
 class IdentityEncoder(Encoder):

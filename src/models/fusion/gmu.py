@@ -34,7 +34,9 @@ class GatedMultimodalUnit(nn.Module):
         self.hidden_dim = hidden_dim
 
     def forward(self, inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        hiddens = torch.stack([torch.tanh(layer(x)) for layer, x in zip(self.hidden, inputs)], dim=1)
+        hiddens = torch.stack(
+            [torch.tanh(layer(x)) for layer, x in zip(self.hidden, inputs, strict=True)], dim=1
+        )
         gate_logits = self.gate(torch.cat(list(inputs), dim=-1))
         if self.tied:
             z = torch.sigmoid(gate_logits)
@@ -62,7 +64,10 @@ class GMUFusion(Fusion):
     ) -> None:
         super().__init__(input_dims, num_outputs, modality_order)
         self.gmu = GatedMultimodalUnit(
-            [self.input_dims[m] for m in self.modalities], hidden_dim, tied=tied and len(self.modalities) == 2, bias=bias
+            [self.input_dims[m] for m in self.modalities],
+            hidden_dim,
+            tied=tied and len(self.modalities) == 2,
+            bias=bias,
         )
         self.dropout = nn.Dropout(dropout)
         self.head = build_head(head, hidden_dim, num_outputs)

@@ -1,0 +1,1 @@
+"""Deterministic feature extraction shared by data loaders and encoders (e.g. audio spectrograms)."""
