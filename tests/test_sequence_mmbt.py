@@ -84,3 +84,24 @@ def test_mmbt_bad_inputs(mmbt: MMBTFusion, tmp_path: Path) -> None:
         mmbt(features, masks)
     with pytest.raises(FileNotFoundError, match="not a HuggingFace model directory"):
         MMBTFusion({"text": 4, "image": 4}, 2, {"name": "linear"}, model_path=str(tmp_path))
+
+
+def test_mmbt_tokenizes_raw_strings_like_the_ids_path(mmbt: MMBTFusion) -> None:
+    from transformers import AutoTokenizer
+
+    from src.models.fusion.mmbt import RawTextPassthrough, default_model_path
+
+    mmbt.eval()
+    texts = ["a quiet film about the sea", "loud"]
+    tokens = AutoTokenizer.from_pretrained(default_model_path())(texts, padding=True, return_tensors="pt")
+    features, masks = batch()
+    with torch.no_grad():
+        from_strings = mmbt({**features, "text": texts}, masks).logits
+        from_ids = mmbt(
+            {**features, "text": tokens["input_ids"]}, {**masks, "text": tokens["attention_mask"].bool()}
+        )
+    torch.testing.assert_close(from_strings, from_ids.logits)
+    passthrough = RawTextPassthrough([], "text")
+    assert passthrough.encode(texts, None) == (texts, None)
+    with pytest.raises(ValueError, match="kind: text"):
+        RawTextPassthrough([4], "sequence")
