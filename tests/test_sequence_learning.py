@@ -102,7 +102,6 @@ def fit_and_score(model: nn.Module, data: SyntheticSequencesDataModule, epochs: 
     return correct / total
 
 
-@pytest.mark.slow
 def test_mult_and_bpmult_need_and_learn_cross_modal_information() -> None:
     """Chance is 25%; one modality carries one of the two label bits, so it cannot exceed ~50%."""
     data = SyntheticSequencesDataModule(n_samples=1200, lengths=SHORT, batch_size=32, data_seed=0)
