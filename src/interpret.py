@@ -42,7 +42,9 @@ def gate_shares(
     return rows
 
 
-def alpha_percentages(alpha_rows: Sequence[Mapping[str, Any]], modalities: Sequence[str]) -> list[dict[str, Any]]:
+def alpha_percentages(
+    alpha_rows: Sequence[Mapping[str, Any]], modalities: Sequence[str]
+) -> list[dict[str, Any]]:
     """CentralNet alphas per depth as percentages of the sum of their absolute values."""
     rows = []
     for row in alpha_rows:
@@ -50,7 +52,9 @@ def alpha_percentages(alpha_rows: Sequence[Mapping[str, Any]], modalities: Seque
         terms = {k: abs(v) for k, v in terms.items() if v is not None}
         total = sum(terms.values())
         percent = {k: 100.0 * v / total if total > 0 else float("nan") for k, v in terms.items()}
-        rows.append({"depth": row["depth"], "central": percent.get("central"), **{m: percent[m] for m in modalities}})
+        rows.append(
+            {"depth": row["depth"], "central": percent.get("central"), **{m: percent[m] for m in modalities}}
+        )
     return rows
 
 
@@ -61,7 +65,9 @@ def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
         writer.writerows(rows)
 
 
-def _stacked_bars(path: Path, labels: Sequence[str], parts: Mapping[str, Sequence[float]], title: str, xlabel: str) -> None:
+def _stacked_bars(
+    path: Path, labels: Sequence[str], parts: Mapping[str, Sequence[float]], title: str, xlabel: str
+) -> None:
     """Horizontal stacked bars, one per label, one colour per part (missing values drawn as 0)."""
     import matplotlib
 
@@ -89,7 +95,9 @@ def _log_wandb(loggers: Sequence[Any], key: str, rows: Sequence[Mapping[str, Any
     for logger in loggers:
         if isinstance(logger, WandbLogger):
             columns = list(rows[0])
-            logger.log_table(key=f"{key}_table", columns=columns, data=[[r[c] for c in columns] for r in rows])
+            logger.log_table(
+                key=f"{key}_table", columns=columns, data=[[r[c] for c in columns] for r in rows]
+            )
             logger.log_image(key=key, images=[str(png)])
 
 

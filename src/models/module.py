@@ -25,12 +25,12 @@ from hydra.utils import instantiate
 from lightning import LightningModule
 from torch import nn
 
+from src.interpret import write_interpretability
 from src.metrics import MULTICLASS, MULTILABEL, REGRESSION, compute_metrics, multilabel_per_class, pearson
 from src.models.encoders import build_encoder
 from src.models.fusion import FusionOutput
 from src.models.fusion.build import build_fusion, feature_shapes
 from src.models.losses import build_loss
-from src.interpret import write_interpretability
 from src.thresholds import tune_thresholds
 
 CHECKPOINT_RUN_CONFIG_KEY = "mmfusion_run_config"

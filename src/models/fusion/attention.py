@@ -52,7 +52,10 @@ class CrossAttentionFusion(Fusion):
             raise ValueError(f"fusion.dim={dim} must be divisible by fusion.num_heads={num_heads}")
         self.proj = nn.ModuleDict({m: nn.Linear(self.input_dims[m], dim) for m in self.modalities})
         self.attn = nn.ModuleDict(
-            {m: nn.MultiheadAttention(dim, num_heads, dropout=dropout, batch_first=True) for m in self.modalities}
+            {
+                m: nn.MultiheadAttention(dim, num_heads, dropout=dropout, batch_first=True)
+                for m in self.modalities
+            }
         )
         self.norm = nn.ModuleDict({m: nn.LayerNorm(dim) for m in self.modalities})
         self.head = build_head(head, dim * len(self.modalities), num_outputs)

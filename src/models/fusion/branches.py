@@ -26,7 +26,9 @@ def resolve_branch(branch: str, shapes: Mapping[str, Sequence[int]]) -> str:
     images = [tuple(s) for s in shapes.values() if len(s) == 3]
     same_images = len(images) == len(shapes) and len(set(images)) == 1
     if branch == "conv" and not same_images:
-        raise ValueError(f"fusion.branch=conv needs every modality to be an image of one (C, H, W) shape; got {dict(shapes)}")
+        raise ValueError(
+            f"fusion.branch=conv needs every modality to be an image of one (C, H, W) shape; got {dict(shapes)}"
+        )
     if branch == "auto":
         return "conv" if same_images else "dense"
     return branch
@@ -95,7 +97,9 @@ class InputAligner(nn.Module):
         dims = {m: math.prod(s) for m, s in self.shapes.items()}
         self.shape = (max(dims.values()),)
         if mode == "project":
-            self.maps = nn.ModuleDict({m: nn.Linear(d, self.shape[0]) for m, d in dims.items() if d != self.shape[0]})
+            self.maps = nn.ModuleDict(
+                {m: nn.Linear(d, self.shape[0]) for m, d in dims.items() if d != self.shape[0]}
+            )
         else:
             self.maps = nn.ModuleDict()
         self.pad = {m: self.shape[0] - d for m, d in dims.items()}

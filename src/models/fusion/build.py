@@ -24,7 +24,9 @@ from src.models.fusion.base import Fusion
 from src.models.fusion.moddrop import ModDropFusion
 
 
-def feature_shapes(encoders: Mapping[str, nn.Module], modalities: Mapping[str, Mapping[str, Any]]) -> dict[str, list[int]]:
+def feature_shapes(
+    encoders: Mapping[str, nn.Module], modalities: Mapping[str, Mapping[str, Any]]
+) -> dict[str, list[int]]:
     """Shape of each modality's fusion input before flattening.
 
     An image that reaches the fusion through the identity encoder keeps its (C, H, W) shape (so a

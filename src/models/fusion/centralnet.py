@@ -62,9 +62,15 @@ class CentralNetFusion(Fusion):
         self.form = form
         self.branch = resolve_branch(branch, {m: input_shapes[m] for m in self.modalities})
         self.shapes = {
-            m: tuple(input_shapes[m]) if self.branch == "conv" else (self.input_dims[m],) for m in self.modalities
+            m: tuple(input_shapes[m]) if self.branch == "conv" else (self.input_dims[m],)
+            for m in self.modalities
         }
-        options = {"conv_channels": conv_channels, "hidden_dims": hidden_dims, "batch_norm": batch_norm, "dropout": dropout}
+        options = {
+            "conv_channels": conv_channels,
+            "hidden_dims": hidden_dims,
+            "batch_norm": batch_norm,
+            "dropout": dropout,
+        }
         self.unimodal = nn.ModuleDict()
         for m in self.modalities:
             self.unimodal[m], _ = build_stages(self.shapes[m], out_dim=num_outputs, **options)
@@ -78,7 +84,9 @@ class CentralNetFusion(Fusion):
         self.alphas = nn.Parameter(init)
         self.modality_scale = nn.Parameter(torch.ones(depths)) if form == "eq3" else None
 
-    def weighted_sum(self, depth: int, central: torch.Tensor | None, hiddens: Sequence[torch.Tensor]) -> torch.Tensor:
+    def weighted_sum(
+        self, depth: int, central: torch.Tensor | None, hiddens: Sequence[torch.Tensor]
+    ) -> torch.Tensor:
         """Eq. 1 (or Eq. 3 with ``modality_scale``) at ``depth``; ``central`` is None at depth 0."""
         alphas = self.alphas[depth]
         modal = sum(alphas[1 + k] * h for k, h in enumerate(hiddens))
@@ -88,13 +96,17 @@ class CentralNetFusion(Fusion):
 
     def forward(self, features, masks=None) -> FusionOutput:
         hiddens = [reshape_input(features[m], self.shapes[m]) for m in self.modalities]
-        central = self.central[0](self.weighted_sum(0, None, [self.align(m, h) for m, h in zip(self.modalities, hiddens)]))
+        central = self.central[0](
+            self.weighted_sum(
+                0, None, [self.align(m, h) for m, h in zip(self.modalities, hiddens, strict=True)]
+            )
+        )
         for depth in range(1, len(self.central)):
-            hiddens = [self.unimodal[m][depth - 1](h) for m, h in zip(self.modalities, hiddens)]
+            hiddens = [self.unimodal[m][depth - 1](h) for m, h in zip(self.modalities, hiddens, strict=True)]
             central = self.central[depth](self.weighted_sum(depth, central, hiddens))
-        outputs = [self.unimodal[m][-1](h) for m, h in zip(self.modalities, hiddens)]
+        outputs = [self.unimodal[m][-1](h) for m, h in zip(self.modalities, hiddens, strict=True)]
         logits = self.weighted_sum(len(self.central), central, outputs)
-        return FusionOutput(logits=logits, aux_logits=dict(zip(self.modalities, outputs)))
+        return FusionOutput(logits=logits, aux_logits=dict(zip(self.modalities, outputs, strict=True)))
 
     def interpretation(self) -> dict[str, Any]:
         """The learned alphas per depth (CentralNet Figure 3), central first; eq3 folds alpha_M in."""

@@ -18,7 +18,9 @@ EPS = 1e-6
 def check_task(task: str, method: str) -> str:
     """``task`` itself, or a clear error naming ``method`` when it is not a known task."""
     if task not in TASKS:
-        raise ValueError(f"{method} needs the task to combine scores; got task={task!r}, expected one of {TASKS}")
+        raise ValueError(
+            f"{method} needs the task to combine scores; got task={task!r}, expected one of {TASKS}"
+        )
     return task
 
 

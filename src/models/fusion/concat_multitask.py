@@ -29,8 +29,12 @@ class ConcatMultitaskFusion(Fusion):
     ) -> None:
         super().__init__(input_dims, num_outputs, modality_order)
         self.head = build_head(head, sum(self.input_dims.values()), num_outputs)
-        self.unimodal_heads = nn.ModuleDict({m: build_head(head, self.input_dims[m], num_outputs) for m in self.modalities})
+        self.unimodal_heads = nn.ModuleDict(
+            {m: build_head(head, self.input_dims[m], num_outputs) for m in self.modalities}
+        )
 
     def forward(self, features, masks=None) -> FusionOutput:
         logits = self.head(torch.cat([features[m] for m in self.modalities], dim=-1))
-        return FusionOutput(logits=logits, aux_logits={m: self.unimodal_heads[m](features[m]) for m in self.modalities})
+        return FusionOutput(
+            logits=logits, aux_logits={m: self.unimodal_heads[m](features[m]) for m in self.modalities}
+        )

@@ -44,19 +44,25 @@ class EnsembleFusion(Fusion):
             raise ValueError("fusion.members is empty: an ensemble needs at least one classifier")
         for name in self.members:
             if name != FUSED and name not in self.input_dims:
-                raise ValueError(f"fusion.members entry {name!r} is neither {FUSED!r} nor a modality of {self.modalities}")
+                raise ValueError(
+                    f"fusion.members entry {name!r} is neither {FUSED!r} nor a modality of {self.modalities}"
+                )
         self.keys = [f"member{i}_{name}" for i, name in enumerate(self.members)]
         self.classifiers = nn.ModuleDict(
             {
-                key: build_head(head, sum(self.input_dims.values()) if name == FUSED else self.input_dims[name], num_outputs)
-                for key, name in zip(self.keys, self.members)
+                key: build_head(
+                    head,
+                    sum(self.input_dims.values()) if name == FUSED else self.input_dims[name],
+                    num_outputs,
+                )
+                for key, name in zip(self.keys, self.members, strict=True)
             }
         )
         self.aux_losses = aux_losses
 
     def forward(self, features, masks=None) -> FusionOutput:
         logits = {}
-        for key, name in zip(self.keys, self.members):
+        for key, name in zip(self.keys, self.members, strict=True):
             x = torch.cat([features[m] for m in self.modalities], dim=-1) if name == FUSED else features[name]
             logits[key] = self.classifiers[key](x)
         mean = torch.stack([to_scores(v, self.task) for v in logits.values()]).mean(0)

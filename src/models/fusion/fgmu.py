@@ -29,20 +29,31 @@ class FusionGatedUnit(GatedMultimodalUnit):
     """The GMU of :mod:`src.models.fusion.gmu` with h = sum_i z_i * h_i * x_i; returns (h, gates)."""
 
     def __init__(
-        self, input_dims: Sequence[int], hidden_dim: int, tied: bool = True, bias: bool = False, project: str = "linear"
+        self,
+        input_dims: Sequence[int],
+        hidden_dim: int,
+        tied: bool = True,
+        bias: bool = False,
+        project: str = "linear",
     ):
         super().__init__(input_dims, hidden_dim, tied, bias)
         if project not in PROJECTIONS:
             raise ValueError(f"fusion.project={project!r}; expected one of {PROJECTIONS}")
         if project == "identity" and any(d != hidden_dim for d in input_dims):
-            raise ValueError(f"fusion.project=identity needs every input size {list(input_dims)} to equal hidden_dim={hidden_dim}")
+            raise ValueError(
+                f"fusion.project=identity needs every input size {list(input_dims)} to equal hidden_dim={hidden_dim}"
+            )
         self.project = nn.ModuleList(
             nn.Linear(d, hidden_dim, bias=False) if project == "linear" else nn.Identity() for d in input_dims
         )
 
     def forward(self, inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         residual = torch.stack(
-            [torch.tanh(layer(x)) * proj(x) for layer, proj, x in zip(self.hidden, self.project, inputs)], dim=1
+            [
+                torch.tanh(layer(x)) * proj(x)
+                for layer, proj, x in zip(self.hidden, self.project, inputs, strict=True)
+            ],
+            dim=1,
         )
         gate_logits = self.gate(torch.cat(list(inputs), dim=-1))
         if self.tied:
@@ -72,7 +83,9 @@ class FGMUFusion(Fusion):
     ) -> None:
         super().__init__(input_dims, num_outputs, modality_order)
         dims = [self.input_dims[m] for m in self.modalities]
-        self.fgmu = FusionGatedUnit(dims, hidden_dim, tied=tied and len(dims) == 2, bias=bias, project=project)
+        self.fgmu = FusionGatedUnit(
+            dims, hidden_dim, tied=tied and len(dims) == 2, bias=bias, project=project
+        )
         self.dropout = nn.Dropout(dropout)
         self.head = build_head(head, hidden_dim, num_outputs)
 

@@ -43,7 +43,9 @@ class UnimodalHeadsFusion(Fusion):
         super().__init__(input_dims, num_outputs, modality_order)
         self.task = check_task(task, type(self).__name__)
         self.aux_losses = aux_losses
-        self.heads = nn.ModuleDict({m: build_head(head, self.input_dims[m], num_outputs) for m in self.modalities})
+        self.heads = nn.ModuleDict(
+            {m: build_head(head, self.input_dims[m], num_outputs) for m in self.modalities}
+        )
 
     def combine(self, scores: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -76,7 +78,7 @@ class WeightedMeanFusion(UnimodalHeadsFusion):
         return torch.einsum("k,bkc->bc", self.weights(), scores)
 
     def interpretation(self) -> dict[str, Any]:
-        return {"weights": dict(zip(self.modalities, self.weights().tolist()))}
+        return {"weights": dict(zip(self.modalities, self.weights().tolist(), strict=True))}
 
 
 class LateFusion(UnimodalHeadsFusion):

@@ -59,13 +59,21 @@ class LayerFusion(Fusion):
         self.ensemble = ensemble
         self.branch = resolve_branch(branch, {m: input_shapes[m] for m in self.modalities})
         self.shapes = {
-            m: tuple(input_shapes[m]) if self.branch == "conv" else (self.input_dims[m],) for m in self.modalities
+            m: tuple(input_shapes[m]) if self.branch == "conv" else (self.input_dims[m],)
+            for m in self.modalities
         }
         self.align = InputAligner(self.shapes, align)
-        options = {"conv_channels": conv_channels, "hidden_dims": hidden_dims, "batch_norm": batch_norm, "dropout": dropout}
+        options = {
+            "conv_channels": conv_channels,
+            "hidden_dims": hidden_dims,
+            "batch_norm": batch_norm,
+            "dropout": dropout,
+        }
         fused_stages, _ = build_stages(self.align.shape, out_dim=num_outputs, **options)
         if not 0 <= layer < len(fused_stages):
-            raise ValueError(f"fusion.layer={layer} must be in [0, {len(fused_stages) - 1}] for these {len(fused_stages)} stages")
+            raise ValueError(
+                f"fusion.layer={layer} must be in [0, {len(fused_stages) - 1}] for these {len(fused_stages)} stages"
+            )
         self.layer = layer
         self.fused = fused_stages[layer:]
         self.unimodal = nn.ModuleDict()
@@ -99,5 +107,7 @@ class LayerFusion(Fusion):
             for stage in self.unimodal[m][self.layer :]:
                 h = stage(h)
             unimodal[m] = h
-        scores = torch.stack([to_scores(merged, self.task)] + [to_scores(unimodal[m], self.task) for m in self.modalities])
+        scores = torch.stack(
+            [to_scores(merged, self.task)] + [to_scores(unimodal[m], self.task) for m in self.modalities]
+        )
         return FusionOutput(logits=to_logits(scores.mean(0), self.task), aux_logits=unimodal)

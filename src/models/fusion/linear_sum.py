@@ -32,8 +32,12 @@ class LinearSumFusion(Fusion):
     ) -> None:
         super().__init__(input_dims, num_outputs, modality_order)
         if activation is not None and activation not in ACTIVATIONS:
-            raise ValueError(f"fusion.activation={activation!r}; expected null or one of {sorted(ACTIVATIONS)}")
-        self.maps = nn.ModuleDict({m: nn.Linear(self.input_dims[m], hidden_dim, bias=bias) for m in self.modalities})
+            raise ValueError(
+                f"fusion.activation={activation!r}; expected null or one of {sorted(ACTIVATIONS)}"
+            )
+        self.maps = nn.ModuleDict(
+            {m: nn.Linear(self.input_dims[m], hidden_dim, bias=bias) for m in self.modalities}
+        )
         self.activation = ACTIVATIONS[activation]() if activation else nn.Identity()
         self.head = build_head(head, hidden_dim, num_outputs)
 

@@ -49,13 +49,18 @@ class MoEFusion(Fusion):
             raise ValueError(f"fusion.gating={gating!r}; expected one of {GATINGS}")
         self.task = check_task(task, "MoEFusion")
         spec = {"name": "linear"} if expert == "logistic" else {"name": "maxout", **(maxout or {})}
-        self.experts = nn.ModuleDict({m: build_head(spec, self.input_dims[m], num_outputs) for m in self.modalities})
+        self.experts = nn.ModuleDict(
+            {m: build_head(spec, self.input_dims[m], num_outputs) for m in self.modalities}
+        )
         self.gate_outputs = 1 if gating == "tied" else num_outputs
         self.gate = nn.Linear(sum(self.input_dims.values()), len(self.modalities) * self.gate_outputs)
 
     def forward(self, features, masks=None) -> FusionOutput:
         xs = [features[m] for m in self.modalities]
-        scores = torch.stack([to_scores(self.experts[m](x), self.task) for m, x in zip(self.modalities, xs)], dim=1)
+        scores = torch.stack(
+            [to_scores(self.experts[m](x), self.task) for m, x in zip(self.modalities, xs, strict=True)],
+            dim=1,
+        )
         gates = torch.softmax(self.gate(torch.cat(xs, dim=-1)).view(-1, len(xs), self.gate_outputs), dim=1)
         fused = (gates * scores).sum(dim=1)
         return FusionOutput(logits=to_logits(fused, self.task), interpret={"gates": gates})

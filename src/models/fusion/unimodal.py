@@ -29,7 +29,9 @@ class UnimodalFusion(Fusion):
                 raise ValueError(f"fusion=unimodal needs fusion.modality=<one of {self.modalities}>")
             modality = self.modalities[0]
         if modality not in self.input_dims:
-            raise ValueError(f"fusion.modality={modality!r} is not a modality of this dataset; expected one of {self.modalities}")
+            raise ValueError(
+                f"fusion.modality={modality!r} is not a modality of this dataset; expected one of {self.modalities}"
+            )
         self.modality = modality
         self.head = build_head(head, self.input_dims[modality], num_outputs)
 
