@@ -39,6 +39,7 @@ FORMS = ("eq1", "eq3")
 class CentralNetFusion(Fusion):
     """Unimodal networks, a central network fed by weighted sums at every depth, weighted output."""
 
+    min_modalities = 2
     context_args = ("input_shapes",)
 
     def __init__(
@@ -112,7 +113,7 @@ class CentralNetFusion(Fusion):
         """The learned alphas per depth (CentralNet Figure 3), central first; eq3 folds alpha_M in."""
         rows = []
         for depth, alphas in enumerate(self.alphas.detach().cpu()):
-            scale = 1.0 if self.modality_scale is None else float(self.modality_scale[depth])
+            scale = 1.0 if self.modality_scale is None else self.modality_scale[depth].item()
             row = {"depth": depth, "central": None if depth == 0 else float(alphas[0])}
             row.update({m: scale * float(alphas[1 + k]) for k, m in enumerate(self.modalities)})
             rows.append(row)

@@ -62,7 +62,10 @@ class GMUFusion(Fusion):
     ) -> None:
         super().__init__(input_dims, num_outputs, modality_order)
         self.gmu = GatedMultimodalUnit(
-            [self.input_dims[m] for m in self.modalities], hidden_dim, tied=tied and len(self.modalities) == 2, bias=bias
+            [self.input_dims[m] for m in self.modalities],
+            hidden_dim,
+            tied=tied and len(self.modalities) == 2,
+            bias=bias,
         )
         self.dropout = nn.Dropout(dropout)
         self.head = build_head(head, hidden_dim, num_outputs)

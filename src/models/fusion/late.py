@@ -99,4 +99,4 @@ class LateFusion(UnimodalHeadsFusion):
         return self.alpha * scores[:, 0] + (1 - self.alpha) * scores[:, 1]
 
     def interpretation(self) -> dict[str, Any]:
-        return {"alpha": float(self.alpha), "alpha_weighs": self.modalities[0]}
+        return {"alpha": self.alpha.item(), "alpha_weighs": self.modalities[0]}
