@@ -310,3 +310,53 @@ def test_alpha_percentages_and_files(tmp_path):
         "gate_shares.png",
     ]
     assert (tmp_path / "gate_shares.csv").read_text().splitlines() == ["class,n_predicted,a,b", "x,2,0.5,0.5"]
+
+
+def test_per_modality_aux_loss_weights():
+    """model.aux_loss_weight as {modality: beta}: total = loss_C + sum_k beta_k loss_k (CentralNet Eq. 2)."""
+    from src.models.fusion import FusionOutput
+    from src.models.module import FusionClassifier
+
+    model = FusionClassifier(
+        task="multiclass",
+        num_outputs=2,
+        class_names=["0", "1"],
+        modalities={"a": {"shape": [2], "kind": "vector"}, "b": {"shape": [2], "kind": "vector"}},
+        fusion={"_target_": "src.models.fusion.concat_multitask.ConcatMultitaskFusion"},
+        head=LINEAR,
+        loss={"name": "cross_entropy"},
+        optimizer={"_target_": "torch.optim.SGD", "lr": 0.1},
+        aux_loss_weight={"a": 0.5, "b": 2.0},
+    )
+    labels = torch.tensor([0, 1])
+    logits = {k: torch.randn(2, 2) for k in ("main", "a", "b")}
+    output = FusionOutput(logits=logits["main"], aux_logits={"a": logits["a"], "b": logits["b"]})
+    total, parts = model._loss(output, labels)
+    ce = nn.functional.cross_entropy
+    expected = ce(logits["main"], labels) + 0.5 * ce(logits["a"], labels) + 2.0 * ce(logits["b"], labels)
+    assert total.item() == pytest.approx(expected.item(), rel=1e-6) and set(parts) == {
+        "loss_main",
+        "loss_a",
+        "loss_b",
+    }
+    model.hparams.aux_loss_weight = {"a": 1.0}
+    with pytest.raises(KeyError, match="no beta for 'b'"):
+        model._loss(output, labels)
+
+
+def test_wandb_logger_receives_tables_and_images(tmp_path):
+    from lightning.pytorch.loggers import WandbLogger
+
+    calls = []
+    logger = WandbLogger.__new__(WandbLogger)
+    logger.log_table = lambda key, columns, data: calls.append(("table", key, columns, data))
+    logger.log_image = lambda key, images: calls.append(("image", key, images))
+    rows = [{"depth": 0, "central": None, "a": 1.0, "b": 3.0}]
+    write_interpretability(tmp_path, None, {}, {"centralnet_alphas": rows}, ["a", "b"], ["x"], [logger])
+    assert calls[0] == (
+        "table",
+        "interpret/centralnet_alphas_table",
+        ["depth", "central", "a", "b"],
+        [[0, None, 25.0, 75.0]],
+    )
+    assert calls[1] == ("image", "interpret/centralnet_alphas", [str(tmp_path / "centralnet_alphas.png")])
