@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import platform
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -51,6 +52,8 @@ METHODS = [
     "centralnet",
     "attention",
 ]
+# vector inputs: unimodal needs its modality; layer_fusion has 2 stages (1 hidden + output), merge after the first
+METHOD_OVERRIDES = {"unimodal": ["fusion.modality=text"], "layer_fusion": ["fusion.layer=1"]}
 IMAGE_DIM, TEXT_DIM, NUM_LABELS, BATCH = 4096, 300, 23, 128
 
 
@@ -153,10 +156,9 @@ class StepTimer(L.Callback):
 
 
 def method_config(method: str):
-    """The composed ``src.train`` config for ``fusion=<method>`` (unimodal on the text)."""
+    """The composed ``src.train`` config for ``fusion=<method>`` with :data:`METHOD_OVERRIDES`."""
     overrides = [f"fusion={method}", "logger=none", "callbacks=none"]
-    if method == "unimodal":
-        overrides.append("fusion.modality=text")
+    overrides += METHOD_OVERRIDES.get(method, [])
     with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
     with open_dict(cfg):
@@ -298,7 +300,10 @@ def main(argv: list[str]) -> int:
     warnings.filterwarnings("ignore", module="lightning")
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     data = FeatureWorkload(n_samples=BATCH * args.steps, batch_size=BATCH)
-    results = {m: repo_run(m, data, args.steps, args.warmup, args.device) for m in args.methods.split(",")}
+    results = {}
+    for method in args.methods.split(","):
+        results[method] = repo_run(method, data, args.steps, args.warmup, args.device)
+        print(f"{method}: {results[method]['train']:.0f} train samples/s", file=sys.stderr, flush=True)
     repo_gmu = [results["gmu"]] if "gmu" in results else []
     plains = []
     for i in range(args.repeats):
