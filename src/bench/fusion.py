@@ -13,6 +13,8 @@ comparison alternates repo and plain runs ``--repeats`` times and keeps each one
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import logging
 import platform
 import sys
@@ -86,7 +88,11 @@ class FeatureWorkload(FusionDataModule):
 
 
 class PeakMemory:
-    """Peak memory of a phase: CUDA peak allocated, or on CPU the growth of the peak RSS (Linux VmHWM)."""
+    """Peak memory of a phase: CUDA peak allocated, or on CPU the growth of the peak RSS (Linux VmHWM).
+
+    On CPU the process first returns freed heap to the OS (glibc ``malloc_trim``); memory the
+    allocator still keeps from earlier methods can make a method's growth read low.
+    """
 
     def __init__(self, device: str) -> None:
         self.device = device
@@ -103,6 +109,10 @@ class PeakMemory:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
         else:
+            gc.collect()
+            ctypes.CDLL("libc.so.6").malloc_trim(
+                0
+            )  # hand freed heap back, so earlier methods' memory is not reused unseen
             Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
             self.start = self._status("VmRSS")
         return self
