@@ -21,13 +21,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from hydra.utils import get_class, instantiate
+from hydra.utils import instantiate
 from lightning import LightningModule
 from torch import nn
 
+from src.interpret import write_interpretability
 from src.metrics import MULTICLASS, MULTILABEL, REGRESSION, compute_metrics, multilabel_per_class, pearson
 from src.models.encoders import build_encoder
 from src.models.fusion import FusionOutput
+from src.models.fusion.build import build_fusion, feature_shapes
 from src.models.losses import build_loss
 from src.thresholds import tune_thresholds
 
@@ -58,7 +60,7 @@ class FusionClassifier(LightningModule):
         encoders: Mapping[str, Mapping[str, Any] | None] | None = None,
         scheduler: Mapping[str, Any] | None = None,
         thresholds: Mapping[str, Any] | None = None,
-        aux_loss_weight: float = 1.0,
+        aux_loss_weight: float | Mapping[str, float] = 1.0,
         max_weight_norm: float | None = None,
     ) -> None:
         super().__init__()
@@ -72,13 +74,13 @@ class FusionClassifier(LightningModule):
         self.encoders = nn.ModuleDict(
             {m: build_encoder(encoders.get(m), spec["shape"], spec["kind"]) for m, spec in modalities.items()}
         )
-        fusion_options = dict(fusion)
-        fusion_cls = get_class(fusion_options.pop("_target_"))
-        self.fusion = fusion_cls(
+        self.fusion = build_fusion(
+            fusion,
             input_dims={m: e.out_dim for m, e in self.encoders.items()},
             num_outputs=num_outputs,
             head=dict(head),
-            **fusion_options,
+            task=task,
+            input_shapes=feature_shapes(self.encoders, modalities),
         )
         self.criterion = build_loss(loss, task, num_outputs)
         self.threshold_cfg = {"strategy": "fixed", "value": 0.5, "metric": "f1_micro", **(thresholds or {})}
@@ -124,9 +126,13 @@ class FusionClassifier(LightningModule):
         main = self.criterion(output.logits, labels)
         parts = {"loss_main": main}
         total = main
+        weights = self.hparams.aux_loss_weight
         for modality, aux in output.aux_logits.items():
             parts[f"loss_{modality}"] = self.criterion(aux, labels)
-            total = total + self.hparams.aux_loss_weight * parts[f"loss_{modality}"]
+            if isinstance(weights, Mapping) and modality not in weights:
+                raise KeyError(f"model.aux_loss_weight has no beta for {modality!r}; it has {sorted(weights)}")
+            beta = weights[modality] if isinstance(weights, Mapping) else weights
+            total = total + beta * parts[f"loss_{modality}"]
         return total, parts
 
     # -------------------------------------------------------------------------------- training
@@ -256,6 +262,15 @@ class FusionClassifier(LightningModule):
         learned = self.fusion.interpretation()
         if learned:
             (out / "interpretation.json").write_text(json.dumps(learned, indent=2))
+        write_interpretability(out, self._predicted(gathered["scores"]), interpret, learned, self.fusion.modalities, class_names, self.loggers)
+
+    def _predicted(self, scores: np.ndarray) -> np.ndarray | None:
+        """(N, C) boolean predicted classes: thresholds (multilabel), argmax (multiclass); None for regression."""
+        if self.hparams.task == MULTILABEL:
+            return scores >= self.decision_thresholds.cpu().numpy()
+        if self.hparams.task == MULTICLASS:
+            return np.eye(scores.shape[1], dtype=bool)[scores.argmax(1)]
+        return None
 
     def _sample_ids(self, indices: np.ndarray) -> list[str]:
         dataset = self.trainer.test_dataloaders.dataset

@@ -1,0 +1,94 @@
+"""``fusion=fgmu``: the Fusion-GMU of BPMuLT (Moreno-Galvan et al.), a GMU with a residual product.
+
+Two inputs (Eq. 9-12): h_v = tanh(W_v x_v), h_t = tanh(W_t x_t), z = sigmoid(W_z [x_v; x_t]),
+h = z * h_v * x_v + (1 - z) * h_t * x_t. K inputs (Eq. 20-22): z_i = sigmoid(W_zi [x_1; ...; x_K]),
+h = sum_i z_i * h_i * x_i.
+
+The product h_i * x_i needs x_i at the hidden size. Our choice: x_i enters the product through a
+learned linear projection P_i x_i (no bias) to ``hidden_dim``; with ``project: identity`` the input
+is used as is, which requires every input size to equal ``hidden_dim`` (the BPMuLT setting, where
+all streams share the model dimension).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from src.models.fusion.base import Fusion, FusionOutput
+from src.models.fusion.gmu import GatedMultimodalUnit
+from src.models.heads import build_head
+
+PROJECTIONS = ("linear", "identity")
+
+
+class FusionGatedUnit(GatedMultimodalUnit):
+    """The GMU of :mod:`src.models.fusion.gmu` with h = sum_i z_i * h_i * x_i; returns (h, gates)."""
+
+    def __init__(
+        self,
+        input_dims: Sequence[int],
+        hidden_dim: int,
+        tied: bool = True,
+        bias: bool = False,
+        project: str = "linear",
+    ):
+        super().__init__(input_dims, hidden_dim, tied, bias)
+        if project not in PROJECTIONS:
+            raise ValueError(f"fusion.project={project!r}; expected one of {PROJECTIONS}")
+        if project == "identity" and any(d != hidden_dim for d in input_dims):
+            raise ValueError(
+                f"fusion.project=identity needs every input size {list(input_dims)} to equal hidden_dim={hidden_dim}"
+            )
+        self.project = nn.ModuleList(
+            nn.Linear(d, hidden_dim, bias=False) if project == "linear" else nn.Identity() for d in input_dims
+        )
+
+    def forward(self, inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        residual = torch.stack(
+            [
+                torch.tanh(layer(x)) * proj(x)
+                for layer, proj, x in zip(self.hidden, self.project, inputs, strict=True)
+            ],
+            dim=1,
+        )
+        gate_logits = self.gate(torch.cat(list(inputs), dim=-1))
+        if self.tied:
+            z = torch.sigmoid(gate_logits)
+            gates = torch.stack([z, 1 - z], dim=1)
+        else:
+            gates = torch.sigmoid(gate_logits.view(-1, len(inputs), self.hidden_dim))
+        return (gates * residual).sum(dim=1), gates
+
+
+class FGMUFusion(Fusion):
+    """An FGMU over the modality vectors, then the configured head; gates in ``interpret["gates"]``."""
+
+    min_modalities = 2
+
+    def __init__(
+        self,
+        input_dims: Mapping[str, int],
+        num_outputs: int,
+        head: Mapping[str, Any],
+        hidden_dim: int = 512,
+        tied: bool = True,
+        bias: bool = False,
+        project: str = "linear",
+        dropout: float = 0.0,
+        modality_order: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(input_dims, num_outputs, modality_order)
+        dims = [self.input_dims[m] for m in self.modalities]
+        self.fgmu = FusionGatedUnit(
+            dims, hidden_dim, tied=tied and len(dims) == 2, bias=bias, project=project
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.head = build_head(head, hidden_dim, num_outputs)
+
+    def forward(self, features, masks=None) -> FusionOutput:
+        fused, gates = self.fgmu([features[m] for m in self.modalities])
+        return FusionOutput(logits=self.head(self.dropout(fused)), interpret={"gates": gates})

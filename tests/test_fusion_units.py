@@ -1,0 +1,362 @@
+"""Fusion methods on tiny tensors with known expected values (issue 3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from src.interpret import alpha_percentages, favoured_modality, gate_shares, write_interpretability
+from src.models.fusion.build import build_fusion
+from src.models.fusion.centralnet import CentralNetFusion
+from src.models.fusion.common import to_logits, to_scores
+from src.models.fusion.fgmu import FusionGatedUnit
+from src.models.fusion.gmu import GatedMultimodalUnit
+from src.models.fusion.late import AvgProbsFusion, LateFusion, WeightedMeanFusion
+from src.models.fusion.layer_fusion import LayerFusion
+from src.models.fusion.linear_sum import LinearSumFusion
+from src.models.fusion.moddrop import ModDropFusion
+from src.models.fusion.moe import MoEFusion
+from src.models.fusion.unimodal import UnimodalFusion
+
+CONF = Path(__file__).resolve().parents[1] / "conf" / "fusion"
+METHODS = sorted(p.stem for p in CONF.glob("*.yaml"))
+LINEAR = {"name": "linear"}
+SMALL = {"name": "mlp", "hidden_dims": [8]}
+
+
+def spec(method: str, **overrides) -> dict:
+    """conf/fusion/<method>.yaml with small sizes so the tests stay fast."""
+    cfg = yaml.safe_load((CONF / f"{method}.yaml").read_text())
+    for key, value in {
+        "hidden_dim": 8,
+        "dim": 16,
+        "conv_channels": [4],
+        "hidden_dims": [8],
+        "layer": 1,
+    }.items():
+        if key in cfg:
+            cfg[key] = value
+    return {**cfg, **overrides}
+
+
+def set_linear(layer: nn.Linear, weight, bias=None) -> None:
+    with torch.no_grad():
+        layer.weight.copy_(torch.as_tensor(weight, dtype=torch.float32))
+        if bias is not None:
+            layer.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
+
+
+def test_scores_and_logits_round_trip():
+    logits = torch.tensor([[0.3, -1.2, 2.0]])
+    for task in ("multilabel", "multiclass"):
+        scores = to_scores(logits, task)
+        assert torch.allclose(to_scores(to_logits(scores, task), task), scores, atol=1e-6)
+    assert torch.equal(to_logits(logits, "regression"), logits)
+
+
+def test_gmu_gate_one_returns_first_hidden_state():
+    """Hand-set GMU whose gate saturates at 1: h = tanh(W_1 x_1) exactly (Arevalo et al. Eq. 1-5)."""
+    gmu = GatedMultimodalUnit([2, 3], hidden_dim=2, tied=True, bias=True)
+    set_linear(gmu.hidden[0], [[1.0, 0.0], [0.0, -1.0]], [0.0, 0.0])
+    set_linear(gmu.hidden[1], torch.ones(2, 3), [0.0, 0.0])
+    set_linear(gmu.gate, torch.zeros(2, 5), [100.0, 100.0])
+    x1, x2 = torch.tensor([[0.5, 0.25]]), torch.tensor([[1.0, 2.0, 3.0]])
+    h, gates = gmu([x1, x2])
+    assert torch.allclose(h, torch.tanh(torch.tensor([[0.5, -0.25]])))
+    assert torch.allclose(gates, torch.tensor([[[1.0, 1.0], [0.0, 0.0]]]))
+
+
+def test_fgmu_residual_product_with_hand_set_gate():
+    """FGMU (BPMuLT Eq. 9-12): z = 0.5 -> h = 0.5 tanh(W_v x_v) P_v x_v + 0.5 tanh(W_t x_t) P_t x_t."""
+    unit = FusionGatedUnit([1, 1], hidden_dim=1, tied=True, bias=False)
+    set_linear(unit.hidden[0], [[1.0]])
+    set_linear(unit.hidden[1], [[2.0]])
+    set_linear(unit.project[0], [[3.0]])
+    set_linear(unit.project[1], [[-1.0]])
+    set_linear(unit.gate, [[0.0, 0.0]])
+    h, _ = unit([torch.tensor([[0.5]]), torch.tensor([[0.25]])])
+    expected = 0.5 * np.tanh(0.5) * 1.5 + 0.5 * np.tanh(0.5) * -0.25
+    assert h.item() == pytest.approx(expected, abs=1e-6)
+    with pytest.raises(ValueError, match="identity needs every input size"):
+        FusionGatedUnit([3, 4], hidden_dim=4, project="identity")
+
+
+def test_linear_sum_sums_the_maps():
+    fusion = LinearSumFusion({"a": 2, "b": 2}, 1, LINEAR, hidden_dim=2, bias=False)
+    set_linear(fusion.maps["a"], torch.eye(2))
+    set_linear(fusion.maps["b"], 2 * torch.eye(2))
+    set_linear(fusion.head[0], [[1.0, 10.0]], [0.0])
+    out = fusion({"a": torch.tensor([[1.0, 2.0]]), "b": torch.tensor([[3.0, 4.0]])})
+    assert out.logits.item() == pytest.approx((1 + 6) + 10 * (2 + 8))
+
+
+def _two_heads(fusion, logits_a, logits_b) -> None:
+    """Make the per-modality heads output constants (zero weights, bias = the wanted logits)."""
+    for m, value in (("a", logits_a), ("b", logits_b)):
+        set_linear(fusion.heads[m][0], torch.zeros(len(value), 1), value)
+
+
+def test_late_fusion_alpha_half_averages_probabilities():
+    fusion = LateFusion({"a": 1, "b": 1}, 2, LINEAR, task="multilabel")
+    _two_heads(fusion, [0.0, 2.0], [1.0, -1.0])
+    assert fusion.alpha.item() == 0.5
+    out = fusion({"a": torch.zeros(1, 1), "b": torch.zeros(1, 1)})
+    expected = 0.5 * torch.sigmoid(torch.tensor([0.0, 2.0])) + 0.5 * torch.sigmoid(torch.tensor([1.0, -1.0]))
+    assert torch.allclose(torch.sigmoid(out.logits[0]), expected, atol=1e-6)
+    with torch.no_grad():
+        fusion.alpha_logit.fill_(20.0)
+    assert torch.allclose(
+        torch.sigmoid(fusion({"a": torch.zeros(1, 1), "b": torch.zeros(1, 1)}).logits[0]),
+        torch.sigmoid(torch.tensor([0.0, 2.0])),
+        atol=1e-5,
+    )
+
+
+def test_avg_probs_and_weighted_mean_multiclass():
+    avg = AvgProbsFusion({"a": 1, "b": 1}, 2, LINEAR, task="multiclass")
+    _two_heads(avg, [0.0, 0.0], [np.log(3.0), 0.0])  # p_a = [.5, .5], p_b = [.75, .25]
+    probs = torch.softmax(avg({"a": torch.zeros(1, 1), "b": torch.zeros(1, 1)}).logits, -1)
+    assert torch.allclose(probs, torch.tensor([[0.625, 0.375]]), atol=1e-6)
+    weighted = WeightedMeanFusion({"a": 1, "b": 1}, 2, LINEAR, task="multiclass", aux_losses=True)
+    _two_heads(weighted, [0.0, 0.0], [np.log(3.0), 0.0])
+    with torch.no_grad():
+        weighted.weight_logits.copy_(torch.tensor([0.0, np.log(3.0)]))  # weights 1/4, 3/4
+    out = weighted({"a": torch.zeros(1, 1), "b": torch.zeros(1, 1)})
+    assert torch.allclose(torch.softmax(out.logits, -1), torch.tensor([[0.6875, 0.3125]]), atol=1e-6)
+    assert set(out.aux_logits) == {"a", "b"}
+
+
+def test_moe_uniform_gates_average_the_experts():
+    moe = MoEFusion({"a": 1, "b": 1}, 2, LINEAR, task="multilabel", gating="tied")
+    for m, value in (("a", [0.0, 2.0]), ("b", [2.0, 0.0])):
+        set_linear(moe.experts[m][0], torch.zeros(2, 1), value)
+    set_linear(moe.gate, torch.zeros(2, 2), [0.0, 0.0])
+    out = moe({"a": torch.ones(1, 1), "b": torch.ones(1, 1)})
+    mean = (torch.sigmoid(torch.tensor([0.0, 2.0])) + torch.sigmoid(torch.tensor([2.0, 0.0]))) / 2
+    assert torch.allclose(torch.sigmoid(out.logits[0]), mean, atol=1e-6)
+    assert out.interpret["gates"].shape == (1, 2, 1)
+    untied = MoEFusion({"a": 1, "b": 1, "c": 2}, 3, LINEAR, task="multilabel", gating="untied")
+    gates = untied({"a": torch.ones(4, 1), "b": torch.ones(4, 1), "c": torch.ones(4, 2)}).interpret["gates"]
+    assert gates.shape == (4, 3, 3) and torch.allclose(gates.sum(1), torch.ones(4, 3))
+
+
+def test_unimodal_ignores_the_other_modalities():
+    fusion = UnimodalFusion({"text": 2, "image": 3}, 2, LINEAR, modality="text")
+    x = {"text": torch.randn(2, 2), "image": torch.randn(2, 3)}
+    y = {"text": x["text"], "image": torch.randn(2, 3)}
+    assert torch.equal(fusion(x).logits, fusion(y).logits)
+    with pytest.raises(ValueError, match="fusion.modality='audio'"):
+        UnimodalFusion({"text": 2}, 2, LINEAR, modality="audio")
+    with pytest.raises(ValueError, match="needs fusion.modality"):
+        UnimodalFusion({"text": 2, "image": 3}, 2, LINEAR)
+
+
+def test_centralnet_hand_set_alphas_reproduce_eq1():
+    """Dense CentralNet, no batch norm: recompute Eq. 1 at every depth from the stages themselves."""
+    net = CentralNetFusion(
+        {"a": 2, "b": 3}, 2, LINEAR, input_shapes={"a": [2], "b": [3]}, hidden_dims=[4], batch_norm=False
+    )
+    assert torch.allclose(net.alphas[0, 1:], torch.tensor([0.5, 0.5]))  # the first sum is an average
+    assert torch.allclose(net.alphas[1], torch.full((3,), 1 / 3))
+    with torch.no_grad():
+        net.alphas.copy_(torch.tensor([[0.0, 0.2, 0.8], [0.5, 0.3, 0.2], [0.1, 0.6, 0.3]]))
+    xa, xb = torch.randn(5, 2), torch.randn(5, 3)
+    out = net({"a": xa, "b": xb})
+    ha, hb = net.unimodal["a"][0](xa), net.unimodal["b"][0](xb)
+    oa, ob = net.unimodal["a"][1](ha), net.unimodal["b"][1](hb)
+    c1 = net.central[0](0.2 * nn.functional.pad(xa, (0, 1)) + 0.8 * xb)  # text padded 2 -> 3
+    c2 = net.central[1](0.5 * c1 + 0.3 * ha + 0.2 * hb)
+    assert torch.allclose(out.logits, 0.1 * c2 + 0.6 * oa + 0.3 * ob, atol=1e-6)
+    assert torch.allclose(out.aux_logits["a"], oa) and torch.allclose(out.aux_logits["b"], ob)
+    rows = net.interpretation()["centralnet_alphas"]
+    assert rows[1] == pytest.approx({"depth": 1, "central": 0.5, "a": 0.3, "b": 0.2})
+
+
+def test_centralnet_eq3_scales_the_modality_sum_and_conv_branch():
+    net = CentralNetFusion(
+        {"a": 64, "b": 64}, 10, LINEAR, input_shapes={"a": [1, 8, 8], "b": [1, 8, 8]}, form="eq3"
+    )
+    assert net.branch == "conv" and isinstance(net.central[0][0], nn.Conv2d)
+    with torch.no_grad():
+        net.modality_scale.fill_(2.0)
+    rows = net.interpretation()["centralnet_alphas"]
+    assert rows[0]["a"] == pytest.approx(1.0) and rows[1]["central"] == pytest.approx(1 / 3)
+    assert net({"a": torch.randn(3, 64), "b": torch.randn(3, 64)}).logits.shape == (3, 10)
+    with pytest.raises(ValueError, match="fusion.form"):
+        CentralNetFusion({"a": 2, "b": 2}, 2, LINEAR, input_shapes={"a": [2], "b": [2]}, form="eq2")
+
+
+@pytest.mark.parametrize(
+    ("op", "expected"), [("sum", [4.0, 6.0]), ("subtract", [-2.0, -2.0]), ("product", [3.0, 8.0])]
+)
+def test_layer_fusion_merge_ops(op, expected):
+    fusion = LayerFusion(
+        {"a": 2, "b": 2}, 2, LINEAR, task="multiclass", input_shapes={"a": [2], "b": [2]}, op=op, layer=0
+    )
+    merged = fusion.merge([torch.tensor([1.0, 2.0]), torch.tensor([3.0, 4.0])])
+    assert merged.tolist() == expected
+
+
+def test_layer_fusion_subtract_needs_two_modalities_and_valid_layer():
+    dims = {"a": 2, "b": 2, "c": 2}
+    with pytest.raises(ValueError, match="subtract takes exactly 2 modalities"):
+        LayerFusion(dims, 2, LINEAR, task="multiclass", input_shapes={m: [2] for m in dims}, op="subtract")
+    with pytest.raises(ValueError, match="fusion.layer=5"):
+        LayerFusion(
+            {"a": 2, "b": 2}, 2, LINEAR, task="multiclass", input_shapes={"a": [2], "b": [2]}, layer=5
+        )
+
+
+def test_moddrop_drops_whole_modalities_in_training_only():
+    spec_ = {"_target_": "src.models.fusion.concat.ConcatFusion"}
+    fusion = build_fusion({**spec_, "moddrop_p": 0.5}, {"a": 3, "b": 3}, 2, LINEAR, "multiclass")
+    assert isinstance(fusion, ModDropFusion) and fusion.p == 0.5
+    x = {"a": torch.ones(2000, 3), "b": torch.ones(2000, 3)}
+    torch.manual_seed(0)
+    dropped = fusion.drop(x)
+    rows_zero = (dropped["a"] == 0).all(1)
+    assert ((dropped["a"] == 0) | (dropped["a"] == 1)).all() and (
+        rows_zero == (dropped["a"] == 0).any(1)
+    ).all()
+    assert 0.45 < rows_zero.float().mean() < 0.55
+    fusion.eval()
+    assert torch.equal(fusion.drop(x)["a"], x["a"])
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        build_fusion({**spec_, "moddrop_p": 1.0}, {"a": 3, "b": 3}, 2, LINEAR, "multiclass")
+
+
+def _inputs(dims: dict[str, int], batch: int = 4) -> dict[str, torch.Tensor]:
+    return {m: torch.randn(batch, d, requires_grad=True) for m, d in dims.items()}
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_gradient_reaches_every_branch(method):
+    dims = {"a": 64, "b": 64}
+    shapes = {"a": [1, 8, 8], "b": [1, 8, 8]}
+    options = {"modality": "a"} if method == "unimodal" else {}
+    torch.manual_seed(0)
+    fusion = build_fusion(spec(method, **options), dims, 3, SMALL, "multiclass", shapes)
+    if isinstance(fusion, ModDropFusion):
+        fusion.p = 0.0  # the branch must see its input for the check
+    x = _inputs(dims)
+    out = fusion(x)
+    loss = out.logits.sum() + sum(v.sum() for v in out.aux_logits.values())
+    loss.backward()
+    used = ["a"] if method == "unimodal" else list(dims)
+    for m in used:
+        assert x[m].grad is not None and x[m].grad.abs().sum() > 0, f"{method}: no gradient to {m}"
+    for name, param in fusion.named_parameters():
+        assert param.grad is not None and param.grad.abs().sum() > 0, f"{method}: no gradient to {name}"
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_three_modalities_or_clear_error(method):
+    dims = {"a": 4, "b": 6, "c": 5}
+    options = {"modality": "b"} if method == "unimodal" else {}
+    if method == "late_fusion":
+        with pytest.raises(ValueError, match="at most 2 modalities"):
+            build_fusion(spec(method), dims, 2, SMALL, "multilabel")
+        return
+    fusion = build_fusion(spec(method, **options), dims, 2, SMALL, "multilabel")
+    fusion.eval()
+    out = fusion(_inputs(dims, batch=3))
+    assert out.logits.shape == (3, 2) and torch.isfinite(out.logits).all()
+    gates = out.interpret.get("gates")
+    if gates is not None:
+        assert gates.shape[:2] == (3, 3)
+
+
+@pytest.mark.parametrize(
+    "method", ["gmu", "fgmu", "moe", "late_fusion", "layer_fusion", "attention", "centralnet"]
+)
+def test_fusions_needing_two_modalities_say_so(method):
+    with pytest.raises(ValueError, match="needs at least 2 modalities"):
+        build_fusion(spec(method), {"a": 4}, 2, SMALL, "multilabel")
+
+
+def test_gate_shares_figure8_counts():
+    """Three samples predicted as class x: two favour modality 0 (z > 0.5), one modality 1 (z = 0.5)."""
+    z = np.array([0.9, 0.6, 0.5, 0.1])
+    gates = np.stack([z, 1 - z], 1)[:, :, None]
+    predicted = np.array([[1, 0], [1, 1], [1, 0], [0, 1]], dtype=bool)
+    rows = gate_shares(gates, predicted, ["x", "y"], ["image", "text"])
+    assert rows[0] == pytest.approx({"class": "x", "n_predicted": 3, "image": 2 / 3, "text": 1 / 3})
+    assert rows[1] == pytest.approx({"class": "y", "n_predicted": 2, "image": 0.5, "text": 0.5})
+    three = np.array([[[0.1], [0.7], [0.2]], [[0.5], [0.2], [0.3]]])
+    assert favoured_modality(three).tolist() == [1, 0]
+
+
+def test_alpha_percentages_and_files(tmp_path):
+    rows = [
+        {"depth": 0, "central": None, "a": 0.5, "b": 0.5},
+        {"depth": 1, "central": 0.2, "a": -0.6, "b": 0.2},
+    ]
+    pct = alpha_percentages(rows, ["a", "b"])
+    assert pct[0] == pytest.approx({"depth": 0, "central": None, "a": 50.0, "b": 50.0})
+    assert pct[1] == pytest.approx({"depth": 1, "central": 20.0, "a": 60.0, "b": 20.0})
+    gates = np.stack([np.array([0.9, 0.2]), np.array([0.1, 0.8])], 1)[:, :, None]
+    written = write_interpretability(
+        tmp_path, np.array([[True], [True]]), {"gates": gates}, {"centralnet_alphas": rows}, ["a", "b"], ["x"]
+    )
+    assert sorted(p.name for p in written) == [
+        "centralnet_alphas.csv",
+        "centralnet_alphas.png",
+        "gate_shares.csv",
+        "gate_shares.png",
+    ]
+    assert (tmp_path / "gate_shares.csv").read_text().splitlines() == ["class,n_predicted,a,b", "x,2,0.5,0.5"]
+
+
+def test_per_modality_aux_loss_weights():
+    """model.aux_loss_weight as {modality: beta}: total = loss_C + sum_k beta_k loss_k (CentralNet Eq. 2)."""
+    from src.models.fusion import FusionOutput
+    from src.models.module import FusionClassifier
+
+    model = FusionClassifier(
+        task="multiclass",
+        num_outputs=2,
+        class_names=["0", "1"],
+        modalities={"a": {"shape": [2], "kind": "vector"}, "b": {"shape": [2], "kind": "vector"}},
+        fusion={"_target_": "src.models.fusion.concat_multitask.ConcatMultitaskFusion"},
+        head=LINEAR,
+        loss={"name": "cross_entropy"},
+        optimizer={"_target_": "torch.optim.SGD", "lr": 0.1},
+        aux_loss_weight={"a": 0.5, "b": 2.0},
+    )
+    labels = torch.tensor([0, 1])
+    logits = {k: torch.randn(2, 2) for k in ("main", "a", "b")}
+    output = FusionOutput(logits=logits["main"], aux_logits={"a": logits["a"], "b": logits["b"]})
+    total, parts = model._loss(output, labels)
+    ce = nn.functional.cross_entropy
+    expected = ce(logits["main"], labels) + 0.5 * ce(logits["a"], labels) + 2.0 * ce(logits["b"], labels)
+    assert total.item() == pytest.approx(expected.item(), rel=1e-6) and set(parts) == {
+        "loss_main",
+        "loss_a",
+        "loss_b",
+    }
+    model.hparams.aux_loss_weight = {"a": 1.0}
+    with pytest.raises(KeyError, match="no beta for 'b'"):
+        model._loss(output, labels)
+
+
+def test_wandb_logger_receives_tables_and_images(tmp_path):
+    from lightning.pytorch.loggers import WandbLogger
+
+    calls = []
+    logger = WandbLogger.__new__(WandbLogger)
+    logger.log_table = lambda key, columns, data: calls.append(("table", key, columns, data))
+    logger.log_image = lambda key, images: calls.append(("image", key, images))
+    rows = [{"depth": 0, "central": None, "a": 1.0, "b": 3.0}]
+    write_interpretability(tmp_path, None, {}, {"centralnet_alphas": rows}, ["a", "b"], ["x"], [logger])
+    assert calls[0] == (
+        "table",
+        "interpret/centralnet_alphas_table",
+        ["depth", "central", "a", "b"],
+        [[0, None, 25.0, 75.0]],
+    )
+    assert calls[1] == ("image", "interpret/centralnet_alphas", [str(tmp_path / "centralnet_alphas.png")])
