@@ -445,12 +445,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-bias", action="store_true", help="the paper's bias-free Eq. 1-5")
     parser.add_argument("--lr", type=float, default=SyntheticSetup.lr)
     parser.add_argument("--max-steps", type=int, default=SyntheticSetup.max_steps)
+    parser.add_argument(
+        "--mean-scale", type=float, default=SyntheticSetup.mean_scale, help="std of the means"
+    )
+    parser.add_argument("--noise-std", type=float, default=SyntheticSetup.noise_std)
     args = parser.parse_args(argv)
     if args.experiments < 1:
         parser.error(f"--experiments must be >= 1, got {args.experiments}")
     torch.set_num_threads(args.threads)
     setup = SyntheticSetup(
-        hidden_dim=args.hidden_dim, bias=not args.no_bias, lr=args.lr, max_steps=args.max_steps
+        hidden_dim=args.hidden_dim,
+        bias=not args.no_bias,
+        lr=args.lr,
+        max_steps=args.max_steps,
+        mean_scale=args.mean_scale,
+        noise_std=args.noise_std,
     )
     seeds = list(range(args.first_seed, args.first_seed + args.experiments))
     start = time.perf_counter()
