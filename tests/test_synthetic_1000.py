@@ -12,6 +12,7 @@ from src.experiments.synthetic_gmu import (
     SyntheticSetup,
     draw_experiments,
     fit_logistic_regressions,
+    gate_latent_auc,
     gate_latent_correlation,
     main,
     run_experiments,
@@ -96,6 +97,8 @@ def test_gate_latent_correlation_known_values():
     corr = gate_latent_correlation(gates, latent, np.ones_like(latent, dtype=bool))
     np.testing.assert_allclose(corr[0], np.corrcoef(gates[0], latent[0])[0, 1])
     assert corr[0] > 0.98 and np.isnan(corr[1])  # a constant gate has no correlation
+    auc = gate_latent_auc(gates, latent, np.ones_like(latent, dtype=bool))
+    assert auc.tolist() == [1.0, 0.5]  # z orders M perfectly / not at all
 
 
 def test_small_run_gives_sensible_numbers():
