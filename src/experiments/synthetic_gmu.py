@@ -51,8 +51,7 @@ class SyntheticSetup:
     mean_scale: float = 2.0
     noise_std: float = 1.0
     split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
-    # "a single GMU": one GMU layer; 4 hidden units train more reliably than 1 (100 experiments:
-    # GMU worse in 10 vs 21, see docs/results/arevalo2017_synthetic.md)
+    # "a single GMU": one GMU layer; 4 hidden units train more reliably than 1 (see docs/arevalo2017.md)
     hidden_dim: int = 4
     # The paper writes Eq. 1-5 without biases; a gate without bias can only split the input space
     # with a hyperplane through the origin, so the synthetic run uses biases (``--no-bias`` drops them).
