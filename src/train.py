@@ -143,7 +143,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     metrics = run_job(train, cfg)
-    return metrics.get(cfg.get("optimized_metric") or cfg.monitor.metric)
+    optimized = cfg.get("optimized_metric")
+    if optimized and optimized not in metrics:
+        raise KeyError(f"optimized_metric {optimized!r} is not among this run's metrics {sorted(metrics)}")
+    return metrics.get(optimized or cfg.monitor.metric)
 
 
 if __name__ == "__main__":

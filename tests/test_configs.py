@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -27,11 +28,28 @@ GROUPS = [
 ]
 
 
-def group_options() -> list[str]:
+#: options that need a Hydra plugin (its package) to compose
+NEEDS_PLUGIN = {"hparams_search=arevalo2017_gmu": "hydra_plugins.hydra_optuna_sweeper"}
+
+
+def _plugin_missing(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is None
+    except ModuleNotFoundError:
+        return True
+
+
+def group_options() -> list:
     overrides = []
     for group in GROUPS:
         for path in sorted((CONF / group).glob("*.yaml")):
-            overrides.append(f"{group}={path.stem}")
+            override = f"{group}={path.stem}"
+            plugin = NEEDS_PLUGIN.get(override)
+            mark = pytest.mark.skipif(
+                plugin is not None and _plugin_missing(plugin),
+                reason=f"needs {plugin} (hydra-optuna-sweeper)",
+            )
+            overrides.append(pytest.param(override, marks=mark))
     for path in sorted((CONF / "encoder").glob("*/*.yaml")):
         overrides.append(f"encoder/{path.parent.name}={path.stem}")
     return overrides

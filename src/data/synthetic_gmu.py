@@ -23,15 +23,30 @@ from src.metrics import MULTILABEL
 
 
 def sample_synthetic_gmu(
-    n_samples: int, dim: int, p_c: float, p_m: float, mean_scale: float, noise_std: float, seed: int
+    n_samples: int,
+    dim: int,
+    p_c: float,
+    p_m: float,
+    mean_scale: float,
+    noise_std: float,
+    seed: int,
+    balanced: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Draw ``n_samples`` of the generative model; returns x_v, x_t, C and M."""
+    """Draw ``n_samples`` of the generative model; returns x_v, x_t, C and M.
+
+    ``balanced``: exactly ``round(p_c * n_samples)`` samples of class 1 in random order instead of
+    Bernoulli draws (the paper's "200 samples per class").
+    """
     rng = np.random.default_rng(seed)
     gamma_v = rng.normal(0, mean_scale, (2, dim))
     gamma_t = rng.normal(0, mean_scale, (2, dim))
     gammahat_v = rng.normal(0, mean_scale, dim)
     gammahat_t = rng.normal(0, mean_scale, dim)
-    c = (rng.random(n_samples) < p_c).astype(np.int64)
+    if balanced:
+        n_pos = int(round(p_c * n_samples))
+        c = rng.permutation(np.repeat(np.array([0, 1], dtype=np.int64), [n_samples - n_pos, n_pos]))
+    else:
+        c = (rng.random(n_samples) < p_c).astype(np.int64)
     m = (rng.random(n_samples) < p_m).astype(np.float32)[:, None]
     y_v = gamma_v[c] + noise_std * rng.standard_normal((n_samples, dim))
     y_t = gamma_t[c] + noise_std * rng.standard_normal((n_samples, dim))
@@ -57,11 +72,14 @@ class SyntheticGMUDataModule(FusionDataModule):
         mean_scale: float = 2.0,
         noise_std: float = 1.0,
         data_seed: int = 0,
+        balanced_classes: bool = False,
         split_fractions: Sequence[float] = (0.6, 0.2, 0.2),
         **loader_options,
     ) -> None:
         super().__init__(**loader_options)
-        self._data = sample_synthetic_gmu(n_samples, dim, p_c, p_m, mean_scale, noise_std, data_seed)
+        self._data = sample_synthetic_gmu(
+            n_samples, dim, p_c, p_m, mean_scale, noise_std, data_seed, balanced=balanced_classes
+        )
         self._indices = stratified_split(
             self._data["c"] * 2 + self._data["m"].astype(np.int64), split_fractions, data_seed
         )

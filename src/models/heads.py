@@ -92,8 +92,12 @@ HEADS = {"linear": linear_head, "mlp": mlp_head, "maxout": maxout_head}
 
 
 def build_head(spec: Mapping[str, Any], in_dim: int, out_dim: int) -> nn.Module:
-    """Build the head named by ``spec["name"]`` with the remaining keys as its options."""
-    options = dict(spec)
+    """Build the head named by ``spec["name"]`` with the remaining keys as its options.
+
+    A null option means "not set" (the head's default): config variants inherit ``model.head`` from
+    ``model/default.yaml`` and null out the keys their head does not take (e.g. ``hidden_dims``).
+    """
+    options = {key: value for key, value in spec.items() if value is not None}
     name = options.pop("name", None)
     if name not in HEADS:
         raise ValueError(f"unknown head {name!r} in model.head; expected one of {sorted(HEADS)}")
