@@ -59,3 +59,22 @@ def train_cli(
             f"src.train failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
         )
     return json.loads((run_dir / "metrics.json").read_text())
+
+
+def vector_fusion_methods() -> list[str]:
+    """Names of conf/fusion/*.yaml whose fusion works on vectors; the sequence-level ones (MulT family,
+    MMBT) need sequence or text data and have their own tests."""
+    from hydra.utils import get_class
+    from omegaconf import OmegaConf
+
+    from src.models.fusion.mmbt import MMBTFusion
+    from src.models.fusion.sequence import SequenceFusion
+
+    names = []
+    for config in sorted((Path(CONF_DIR) / "fusion").glob("*.yaml")):
+        spec = OmegaConf.load(config)
+        while "_target_" not in spec:  # a config extending another one of the group
+            spec = OmegaConf.load(config.parent / f"{spec.defaults[0]}.yaml")
+        if not issubclass(get_class(spec._target_), (SequenceFusion, MMBTFusion)):
+            names.append(config.stem)
+    return names

@@ -12,25 +12,12 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import get_class
-from omegaconf import OmegaConf, open_dict
+from omegaconf import open_dict
 
-from src.models.fusion.mmbt import MMBTFusion
-from src.models.fusion.sequence import SequenceFusion
 from src.train import train
-from tests.helpers import CONF_DIR
+from tests.helpers import CONF_DIR, vector_fusion_methods
 
-
-def is_vector_level(config: Path) -> bool:
-    """Sequence-level fusions (MulT family, MMBT) need sequence/text data; digits gives images."""
-    spec = OmegaConf.load(config)
-    while "_target_" not in spec:  # a config that extends another one of the group
-        spec = OmegaConf.load(config.parent / f"{spec.defaults[0]}.yaml")
-    fusion_cls = get_class(spec._target_)
-    return not issubclass(fusion_cls, (SequenceFusion, MMBTFusion))
-
-
-METHODS = sorted(p.stem for p in (Path(CONF_DIR) / "fusion").glob("*.yaml") if is_vector_level(p))
+METHODS = vector_fusion_methods()
 ONE_EPOCH = ["data=digits", "debug=limit", "trainer.max_epochs=1", "logger=none", "callbacks=none"]
 
 

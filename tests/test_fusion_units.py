@@ -22,9 +22,10 @@ from src.models.fusion.linear_sum import LinearSumFusion
 from src.models.fusion.moddrop import ModDropFusion
 from src.models.fusion.moe import MoEFusion
 from src.models.fusion.unimodal import UnimodalFusion
+from tests.helpers import vector_fusion_methods
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "fusion"
-METHODS = sorted(p.stem for p in CONF.glob("*.yaml"))
+METHODS = vector_fusion_methods()
 LINEAR = {"name": "linear"}
 SMALL = {"name": "mlp", "hidden_dims": [8]}
 
