@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from src.models.fusion.bpmult import ABLATIONS, FGMU, BPMuLTFusion
+from src.models.fusion.bpmult import ABLATIONS, BPMuLTFusion, fusion_gated_unit
 from src.models.fusion.hybrid import HybridEarlyLateFusion
 from src.models.fusion.mult import MulTFusion
 from src.models.fusion.sequence import SequenceProjection, summary_token
@@ -105,18 +105,19 @@ def test_attention_ignores_padded_keys_and_zeroes_empty_rows() -> None:
 
 
 def test_fgmu_known_values() -> None:
-    fgmu = FGMU(dim=2, num_inputs=2)
-    with torch.no_grad():
-        fgmu.hidden[0].weight.copy_(torch.eye(2))
-        fgmu.hidden[1].weight.copy_(2 * torch.eye(2))
-        fgmu.gate.weight.zero_()  # z = sigmoid(0) = 0.5 everywhere
     x1, x2 = torch.tensor([[1.0, -1.0]]), torch.tensor([[0.5, 2.0]])
-    fused, gates = fgmu([x1, x2])
-    expected = 0.5 * torch.tanh(x1) * x1 + 0.5 * torch.tanh(2 * x2) * x2
-    torch.testing.assert_close(fused, expected)
+    outputs = {}
+    for residual_product in (True, False):
+        fgmu = fusion_gated_unit(dim=2, num_inputs=2, residual_product=residual_product)
+        with torch.no_grad():
+            fgmu.hidden[0].weight.copy_(torch.eye(2))
+            fgmu.hidden[1].weight.copy_(2 * torch.eye(2))
+            fgmu.gate.weight.zero_()  # z = sigmoid(0) = 0.5 everywhere
+        outputs[residual_product] = fgmu([x1, x2])
+    fused, gates = outputs[True]
+    torch.testing.assert_close(fused, 0.5 * torch.tanh(x1) * x1 + 0.5 * torch.tanh(2 * x2) * x2)
     torch.testing.assert_close(gates, torch.full((1, 2, 2), 0.5))
-    fgmu.residual_product = False
-    torch.testing.assert_close(fgmu([x1, x2])[0], 0.5 * torch.tanh(x1) + 0.5 * torch.tanh(2 * x2))
+    torch.testing.assert_close(outputs[False][0], 0.5 * torch.tanh(x1) + 0.5 * torch.tanh(2 * x2))
 
 
 def test_projection_zeroes_padding_and_summary_tokens() -> None:

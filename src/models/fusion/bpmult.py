@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from src.models.fusion.base import FusionOutput
+from src.models.fusion.fgmu import FusionGatedUnit
 from src.models.fusion.gmu import GatedMultimodalUnit
 from src.models.fusion.mult import pair_key
 from src.models.fusion.sequence import ResidualBlock, SequenceFusion
@@ -63,27 +64,17 @@ ABLATIONS = (
 )
 
 
-class FGMU(nn.Module):
-    """Gated fusion of n same-width tokens with the residual product (BPMuLT Eq. 9-12).
+def fusion_gated_unit(dim: int, num_inputs: int, residual_product: bool = True) -> GatedMultimodalUnit:
+    """Gated fusion of ``num_inputs`` same-width tokens with the residual product (BPMuLT Eq. 9-12).
 
-    h_i = tanh(W_i x_i), z_i = sigmoid(W_zi [x_1; ...; x_n]), h = sum_i z_i * h_i * x_i; with
-    ``residual_product=False`` the plain GMU sum_i z_i * h_i. Returns h (B, d) and gates (B, n, d).
+    h_i = tanh(W_i x_i), z_i = sigmoid(W_zi [x_1; ...; x_n]), h = sum_i z_i * h_i * x_i: the
+    Fusion-GMU of :mod:`src.models.fusion.fgmu` with one gate per input, no biases and the inputs
+    used as they are (all streams share the model width); ``residual_product=False`` gives the plain
+    GMU sum_i z_i * h_i. Called as ``fgmu(inputs) -> (h (B, d), gates (B, n, d))``.
     """
-
-    def __init__(self, dim: int, num_inputs: int, residual_product: bool = True) -> None:
-        super().__init__()
-        self.hidden = nn.ModuleList(nn.Linear(dim, dim, bias=False) for _ in range(num_inputs))
-        self.gate = nn.Linear(num_inputs * dim, num_inputs * dim, bias=False)
-        self.residual_product = residual_product
-
-    def forward(self, inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        stacked = torch.stack(list(inputs), dim=1)
-        hidden = torch.stack(
-            [torch.tanh(layer(x)) for layer, x in zip(self.hidden, inputs, strict=True)], dim=1
-        )
-        gates = torch.sigmoid(self.gate(stacked.flatten(1))).view_as(stacked)
-        terms = gates * hidden * stacked if self.residual_product else gates * hidden
-        return terms.sum(dim=1), gates
+    if residual_product:
+        return FusionGatedUnit([dim] * num_inputs, dim, tied=False, bias=False, project="identity")
+    return GatedMultimodalUnit([dim] * num_inputs, dim, tied=False, bias=False)
 
 
 class ConcatLinear(nn.Module):
@@ -193,7 +184,7 @@ class BPMuLTFusion(SequenceFusion):
             )
 
         def fusion(n: int) -> nn.Module:
-            return FGMU(d_model, n, residual_product) if gated else ConcatLinear(d_model, n)
+            return fusion_gated_unit(d_model, n, residual_product) if gated else ConcatLinear(d_model, n)
 
         self.pairs = list(permutations(self.sequences, 2))
         self.triples = [(a, b, t) for t in self.sequences for a, b in self.pairs if t not in (a, b)]

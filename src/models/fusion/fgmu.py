@@ -47,21 +47,10 @@ class FusionGatedUnit(GatedMultimodalUnit):
             nn.Linear(d, hidden_dim, bias=False) if project == "linear" else nn.Identity() for d in input_dims
         )
 
-    def forward(self, inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        residual = torch.stack(
-            [
-                torch.tanh(layer(x)) * proj(x)
-                for layer, proj, x in zip(self.hidden, self.project, inputs, strict=True)
-            ],
-            dim=1,
-        )
-        gate_logits = self.gate(torch.cat(list(inputs), dim=-1))
-        if self.tied:
-            z = torch.sigmoid(gate_logits)
-            gates = torch.stack([z, 1 - z], dim=1)
-        else:
-            gates = torch.sigmoid(gate_logits.view(-1, len(inputs), self.hidden_dim))
-        return (gates * residual).sum(dim=1), gates
+    def modality_terms(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+        """h_i * x_i (x_i projected to the hidden size unless ``project: identity``), (B, K, H)."""
+        projected = torch.stack([proj(x) for proj, x in zip(self.project, inputs, strict=True)], dim=1)
+        return super().modality_terms(inputs) * projected
 
 
 class FGMUFusion(Fusion):

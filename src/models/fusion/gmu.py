@@ -33,17 +33,23 @@ class GatedMultimodalUnit(nn.Module):
         self.gate = nn.Linear(sum(input_dims), n_gates * hidden_dim, bias=bias)
         self.hidden_dim = hidden_dim
 
-    def forward(self, inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        hiddens = torch.stack(
+    def modality_terms(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The per-modality terms the gates weigh, (B, K, H): h_i = tanh(W_i x_i)."""
+        return torch.stack(
             [torch.tanh(layer(x)) for layer, x in zip(self.hidden, inputs, strict=True)], dim=1
         )
+
+    def gates(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+        """(B, K, H) gates from all inputs: [z, 1 - z] when tied, else one sigmoid gate per modality."""
         gate_logits = self.gate(torch.cat(list(inputs), dim=-1))
         if self.tied:
             z = torch.sigmoid(gate_logits)
-            gates = torch.stack([z, 1 - z], dim=1)
-        else:
-            gates = torch.sigmoid(gate_logits.view(-1, len(inputs), self.hidden_dim))
-        return (gates * hiddens).sum(dim=1), gates
+            return torch.stack([z, 1 - z], dim=1)
+        return torch.sigmoid(gate_logits.view(-1, len(inputs), self.hidden_dim))
+
+    def forward(self, inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        gates = self.gates(inputs)
+        return (gates * self.modality_terms(inputs)).sum(dim=1), gates
 
 
 class GMUFusion(Fusion):
