@@ -24,6 +24,14 @@ class DatasetNotFoundError(FileNotFoundError):
     """A dataset's files are not where the config says; the message tells where and how to get them."""
 
 
+class Batch(dict):
+    """A batch a dataset assembled in one go (:meth:`SampleDataset.__getitems__`); collation keeps it."""
+
+
+def _batchable(values: Any) -> bool:
+    return (isinstance(values, np.ndarray) and values.dtype != object) or torch.is_tensor(values)
+
+
 class SampleDataset(Dataset):
     """In-memory samples: one array (or list of variable-length arrays) per modality, labels and ids.
 
@@ -52,6 +60,20 @@ class SampleDataset(Dataset):
     def __len__(self) -> int:
         return len(self.ids)
 
+    def __getitems__(self, indices: Sequence[int]) -> Batch | list[dict[str, Any]]:
+        """A whole batch by fancy indexing when every field is one array (one copy per field instead
+        of one tensor per sample and field); otherwise the samples one by one."""
+        fields = [*self.modalities.values(), *self.extras.values(), self.labels]
+        if not all(_batchable(values) for values in fields):
+            return [self[i] for i in indices]
+        rows = np.asarray(indices, dtype=np.int64)
+        batch = Batch({name: torch.as_tensor(values[rows]) for name, values in self.modalities.items()})
+        batch.update({name: torch.as_tensor(values[rows]) for name, values in self.extras.items()})
+        batch["labels"] = torch.as_tensor(self.labels[rows])
+        batch["index"] = torch.from_numpy(rows)
+        batch["ids"] = [self.ids[i] for i in rows.tolist()]
+        return batch
+
     def column(self, modality: str) -> Sequence[Any]:
         """Every sample's raw value of one modality (what data-fitted encoders are fitted on)."""
         return self.modalities[modality]
@@ -76,8 +98,13 @@ def collate_samples(
     """Stack samples into a batch; pad the ``sequence_keys`` to the longest and add ``<key>_mask``.
 
     A sequence modality that arrives with its own ``<key>_mask`` (fixed-length padded files) is
-    stacked as is.
+    stacked as is. A :class:`Batch` the dataset already assembled passes through.
     """
+    if isinstance(samples, Batch):  # assembled by the dataset: sequences of one length, all steps real
+        for key in sequence_keys:
+            if key in samples and f"{key}_mask" not in samples:
+                samples[f"{key}_mask"] = torch.ones(samples[key].shape[:2], dtype=torch.bool)
+        return dict(samples)
     batch: dict[str, Any] = {}
     for key in samples[0]:
         values = [s[key] for s in samples]
