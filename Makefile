@@ -31,6 +31,9 @@ bench: ## Benchmarks (speed and memory targets); results in bench_out/
 	@for suite in $$($(BIN)/python -c "from src.bench.__main__ import suites; print(' '.join(suites()))"); do \
 		echo "== bench $$suite"; $(BIN)/python -m src.bench $$suite --out bench_out/$$suite.md || exit 1; done
 
+reproduce-cpu: ## Regenerate docs/results/ on CPU (synthetic, CentralNet digits/MNIST/avMNIST; about an hour on 2 cores)
+	PY=$(BIN)/python bash scripts/reproduce_cpu.sh
+
 lint: ## Ruff lint
 	$(BIN)/ruff check src tests
 
@@ -42,4 +45,4 @@ clean: ## Remove logs, caches and benchmark outputs
 	rm -rf logs outputs multirun bench_out .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-.PHONY: help install train test test-slow test-all bench lint format clean
+.PHONY: help install train test test-slow test-all bench reproduce-cpu lint format clean

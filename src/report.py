@@ -116,9 +116,15 @@ def summarise(values: list[float]) -> dict[str, float]:
     return {"n": n, "mean": float(array.mean()), "std": std, "ci99": ci}
 
 
-def our_value(job: Job, paper_metric: str, units: str) -> float:
-    """Our number in the paper's units for one paper metric name."""
+def our_value(job: Job, paper_metric: str, units: str, test_size: int | None = None) -> float:
+    """Our number in the paper's units for one paper metric name.
+
+    ``errors`` with the paper's ``test_size`` is our error rate times that size (errors per the
+    paper's test set), so a smaller test set than the paper's stays comparable.
+    """
     scale = 100.0 if units in ("percent", "accuracy_percent") and paper_metric not in UNSCALED else 1.0
+    if paper_metric == "errors" and test_size is not None:
+        return (1.0 - job.metrics.get("test/acc", math.nan)) * test_size
     if paper_metric == "accuracy":
         return job.metrics.get("test/acc", math.nan) * scale
     if f"test/{paper_metric}" in job.metrics:
@@ -148,7 +154,7 @@ def build_table(jobs: list[Job], metrics: list[str], paper: dict[str, Any] | Non
         }
         for metric in metrics:
             if paper is not None:
-                summary = summarise([our_value(j, metric, units) for j in members])
+                summary = summarise([our_value(j, metric, units, paper.get("test_size")) for j in members])
                 reference = paper_rows.get(row, {}).get(metric)
             else:
                 summary = summarise([j.metrics.get(metric, math.nan) for j in members])

@@ -301,7 +301,7 @@ SCRATCH_CONFIGS = {
     "image/gmu_cnn": ([3, 40, 64], "image", lambda: torch.rand(2, 3, 40, 64), (2, 640)),
     "image/cnn4": ([3, 32, 32], "image", lambda: torch.rand(2, 3, 32, 32), (2, 512)),
     "image/lenet": ([1, 8, 8], "image", lambda: torch.rand(2, 1, 8, 8), (2, 84)),
-    "audio/spectrogram_cnn": ([1, 112, 112], "image", lambda: torch.rand(2, 1, 112, 112), (2, 128)),
+    "audio/spectrogram_cnn": ([1, 112, 112], "image", lambda: torch.rand(2, 1, 112, 112), (2, 84)),
     "audio/logmel_cnn": ([4000], "sequence", lambda: torch.randn(2, 4000), (2, 128)),
     "audio/projection": ([6, 4], "sequence", lambda: torch.randn(2, 6, 4), (2, 6, 30)),
     "video/projection": ([6, 4], "sequence", lambda: torch.randn(2, 6, 4), (2, 6, 30)),

@@ -100,3 +100,21 @@ def test_paired_test_matches_scipy(sweep: Path):
     assert result["t_pvalue"] == pytest.approx(expected.pvalue)
     with pytest.raises(ValueError, match="no finished run of method 'moe'"):
         paired_test(jobs, "fusion=gmu", "moe", "test/acc")
+
+
+def test_errors_are_scaled_to_the_papers_test_set(tmp_path: Path):
+    """CentralNet counts errors on 10,000 test images; ours become error rate x 10,000."""
+    for seed, acc in enumerate([0.99, 0.98]):
+        job = tmp_path / f"run{seed}"
+        job.mkdir()
+        (job / "config.yaml").write_text(
+            yaml.safe_dump(
+                {"seed": seed, "method_name": "gmu", "paper_table": "centralnet2018_mmnist_table2"}
+            )
+        )
+        (job / "metrics.json").write_text(json.dumps({"test/acc": acc, "test/errors": (1 - acc) * 2000}))
+    out = tmp_path / "report"
+    main([str(tmp_path), "--out", str(out)])
+    (row,) = list(csv.DictReader(open(out / "table.csv")))
+    assert float(row["mean"]) == pytest.approx(150.0)  # (100 + 200) / 2 errors per 10,000
+    assert float(row["paper"]) == 68

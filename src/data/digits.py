@@ -25,6 +25,7 @@ class DigitsDataModule(FusionDataModule):
         share_ratio: float = 0.5,
         split_fractions: Sequence[float] = (0.6, 0.2, 0.2),
         split_seed: int = 0,
+        include_original: bool = False,
         **loader_options,
     ) -> None:
         super().__init__(**loader_options)
@@ -35,12 +36,17 @@ class DigitsDataModule(FusionDataModule):
         self.views = PCAViews.fit(self._images[self._indices["train"]], energy, share_ratio)
         self.class_names = [str(d) for d in range(10)]
         self.modalities = {f"view{i + 1}": {"shape": [1, 8, 8], "kind": "image"} for i in range(2)}
+        self.include_original = include_original
+        if include_original:  # the undegraded image: CentralNet Table 2 "baseline (original MNIST)"
+            self.modalities["original"] = {"shape": [1, 8, 8], "kind": "image"}
 
     def load_split(self, split: str) -> SampleDataset:
         idx = self._indices[split]
-        views = self.views.transform(self._images[idx])
+        views = {f"view{i + 1}": v[:, None] for i, v in enumerate(self.views.transform(self._images[idx]))}
+        if self.include_original:
+            views["original"] = self._images[idx][:, None]
         return SampleDataset(
             ids=[f"digit{i:04d}" for i in idx],
-            modalities={f"view{i + 1}": v[:, None] for i, v in enumerate(views)},
+            modalities=views,
             labels=self._labels[idx],
         )

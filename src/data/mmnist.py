@@ -132,6 +132,7 @@ class MNISTDataModule(FileDataModule):
         val_fraction: float = 0.1,
         split_fractions: Sequence[float] = (0.7, 0.1, 0.2),
         split_seed: int = 0,
+        include_original: bool = False,
         **options,
     ) -> None:
         super().__init__(**options)
@@ -148,6 +149,9 @@ class MNISTDataModule(FileDataModule):
         self.class_names = [str(d) for d in range(10)]
         side = list(self._images.shape[1:])
         self.modalities = {f"view{i + 1}": {"shape": [1, *side], "kind": "image"} for i in range(2)}
+        self.include_original = include_original
+        if include_original:  # the undegraded image: CentralNet Table 2 "baseline (original MNIST)"
+            self.modalities["original"] = {"shape": [1, *side], "kind": "image"}
         self.default_encoders = {
             m: {"_target_": "src.models.encoders.base.MLPEncoder", "hidden_dims": [256]}
             for m in self.modalities
@@ -156,9 +160,11 @@ class MNISTDataModule(FileDataModule):
 
     def load_split(self, split: str) -> SampleDataset:
         idx = self._indices[split]
-        views = self.views.transform(self._images[idx])
+        views = {f"view{i + 1}": v[:, None] for i, v in enumerate(self.views.transform(self._images[idx]))}
+        if self.include_original:
+            views["original"] = self._images[idx][:, None]
         return SampleDataset(
             ids=[f"mnist{i:05d}" for i in idx],
-            modalities={f"view{i + 1}": v[:, None] for i, v in enumerate(views)},
+            modalities=views,
             labels=self._labels[idx],
         )
