@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from omegaconf import OmegaConf
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def if_else(condition: Any, when_true: Any, when_false: Any) -> Any:
+    """``${if:<bool>,<a>,<b>}``: ``a`` when the condition is true, else ``b`` (e.g. a paper table that
+    depends on ``data.aligned``). The condition must be a boolean (``true``/``false``, any case)."""
+    if isinstance(condition, str) and condition.lower() in ("true", "false"):
+        condition = condition.lower() == "true"
+    if not isinstance(condition, bool):
+        raise ValueError(f"${{if:...}} needs a boolean condition, got {condition!r}")
+    return when_true if condition else when_false
+
+
 def register_resolvers() -> None:
-    """``${repo_root:}`` is the checkout (or install) root that holds ``conf/`` and ``src/``."""
+    """``${repo_root:}`` is the checkout (or install) root that holds ``conf/`` and ``src/``;
+    ``${if:cond,a,b}`` picks ``a`` or ``b`` by a boolean."""
     if not OmegaConf.has_resolver("repo_root"):
         OmegaConf.register_new_resolver("repo_root", lambda: str(REPO_ROOT))
+    if not OmegaConf.has_resolver("if"):
+        OmegaConf.register_new_resolver("if", if_else)
