@@ -172,6 +172,33 @@ def _fmt(value: float, digits: int = 4) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
+def rank_agreement(table: list[dict[str, Any]], metric: str) -> dict[str, float] | None:
+    """Kendall's tau between our row means and the paper's values of ``metric`` (rows with both).
+
+    Also the share of row pairs that the paper and we order the same way (ties count as disagreeing),
+    i.e. how many of the paper's orderings hold, whatever the absolute level.
+    """
+    pairs = [
+        (e[metric]["mean"], e[metric]["paper"])
+        for e in table
+        if e[metric]["paper"] is not None and not math.isnan(e[metric]["mean"])
+    ]
+    if len(pairs) < 3:
+        return None
+    ours, paper = (np.array(v, dtype=np.float64) for v in zip(*pairs, strict=True))
+    tau, p_value = stats.kendalltau(ours, paper)
+    i, j = np.triu_indices(len(pairs), k=1)
+    ordered = paper[i] != paper[j]
+    same = np.sign(ours[i] - ours[j]) == np.sign(paper[i] - paper[j])
+    return {
+        "rows": len(pairs),
+        "tau": float(tau),
+        "p_value": float(p_value),
+        "same_order": int((same & ordered).sum()),
+        "ordered_pairs": int(ordered.sum()),
+    }
+
+
 def to_markdown(table: list[dict[str, Any]], metrics: list[str], missing: list[Path], title: str) -> str:
     header = ["method", "n"]
     for metric in metrics:
@@ -189,6 +216,16 @@ def to_markdown(table: list[dict[str, Any]], metrics: list[str], missing: list[P
                 _fmt(s["delta"]),
             ]
         lines.append("| " + " | ".join(cells) + " |")
+    agreements = [(m, rank_agreement(table, m)) for m in metrics]
+    if any(a for _, a in agreements):
+        lines.append("")
+        for metric, a in agreements:
+            if a:
+                lines.append(
+                    f"Ordering of the rows by {metric} vs the paper: Kendall's tau {a['tau']:.2f} "
+                    f"(p = {a['p_value']:.2g}, {a['rows']} rows); {a['same_order']} of the paper's "
+                    f"{a['ordered_pairs']} ordered pairs hold."
+                )
     if missing:
         lines += [
             "",

@@ -118,3 +118,17 @@ def test_errors_are_scaled_to_the_papers_test_set(tmp_path: Path):
     (row,) = list(csv.DictReader(open(out / "table.csv")))
     assert float(row["mean"]) == pytest.approx(150.0)  # (100 + 200) / 2 errors per 10,000
     assert float(row["paper"]) == 68
+
+
+def test_rank_agreement_counts_the_papers_orderings_that_hold():
+    from src.report import rank_agreement
+
+    def entry(method: str, ours: float, paper: float | None) -> dict:
+        return {"method": method, "acc": {"mean": ours, "paper": paper}}
+
+    # paper order a < b < c < d; ours swaps c and d; e has no paper value and is ignored
+    table = [entry("a", 1, 10), entry("b", 2, 20), entry("c", 4, 30), entry("d", 3, 40), entry("e", 9, None)]
+    result = rank_agreement(table, "acc")
+    assert result["rows"] == 4 and result["ordered_pairs"] == 6 and result["same_order"] == 5
+    assert result["tau"] == pytest.approx(stats.kendalltau([1, 2, 4, 3], [10, 20, 30, 40])[0])
+    assert rank_agreement(table[:2], "acc") is None  # too few rows to rank
