@@ -127,3 +127,27 @@ def test_avmnist_table_sweep_on_real_mnist_and_fsdd_files(tmp_path: Path):
         "data.time_frames=28",
     )
     check_report(rows, "centralnet2018_avmnist", 1)
+
+
+def test_fused_rows_and_trunk_rows_share_the_lenet_architecture():
+    """Table 2's conv-stage rows (layer fusion, CentralNet) use the same network as the lenet trunk rows."""
+    import torch
+    from hydra.utils import instantiate
+
+    from src.models.fusion.branches import build_stages
+
+    trunk_cfg = compose_experiment("experiment=centralnet2018_mmnist", "method=centralnet2018_mnist/gmu")
+    trunk = instantiate(trunk_cfg.model.encoders.view1, input_shape=[1, 28, 28], kind="image")
+    fused = compose_experiment(
+        "experiment=centralnet2018_mmnist", "method=centralnet2018_mnist/centralnet"
+    ).fusion
+    stages, shapes = build_stages(
+        (1, 28, 28), fused.conv_channels, fused.hidden_dims, 10, True, fused.dropout, fused.conv_kernel
+    )
+    assert shapes[-2] == (trunk.out_dim,) == (84,)
+    stage_params = sum(p.numel() for stage in stages[:-1] for p in stage.parameters())
+    assert stage_params == sum(p.numel() for p in trunk.parameters())
+    kinds = [type(m).__name__ for stage in stages[:-1] for m in stage if type(m).__name__ != "Flatten"]
+    trunk_kinds = [type(m).__name__ for m in [*trunk.features, *trunk.head]]
+    assert kinds == trunk_kinds
+    assert stages[0](torch.zeros(2, 1, 28, 28)).shape == (2, 6, 14, 14)

@@ -41,18 +41,24 @@ def build_stages(
     out_dim: int,
     batch_norm: bool = True,
     dropout: float = 0.0,
+    conv_kernel: int = 3,
 ) -> tuple[nn.ModuleList, list[tuple[int, ...]]]:
     """The stages and the shape of the hidden state at every depth (input first, outputs last).
 
-    ``conv_channels`` apply only to a (C, H, W) input; a vector input has dense stages only.
+    ``conv_channels`` apply only to a (C, H, W) input; a vector input has dense stages only. Conv
+    stages are conv ``conv_kernel`` x ``conv_kernel`` with same padding (odd sizes), [BN], ReLU,
+    2x2 max pooling: with ``conv_kernel=5``, channels (6, 16) and dense (120, 84) they are the
+    ``encoder/image=lenet`` trunk, so fused and trunk-based table rows share one architecture.
     """
+    if conv_kernel % 2 != 1:
+        raise ValueError(f"conv_kernel={conv_kernel}: same padding needs an odd kernel size")
     shape = tuple(int(s) for s in input_shape)
     shapes = [shape]
     stages = []
     if len(shape) == 3:
         for channels in conv_channels:
             pool = shape[1] >= 2 and shape[2] >= 2
-            block: list[nn.Module] = [nn.Conv2d(shape[0], channels, 3, padding=1)]
+            block: list[nn.Module] = [nn.Conv2d(shape[0], channels, conv_kernel, padding=conv_kernel // 2)]
             if batch_norm:
                 block.append(nn.BatchNorm2d(channels))
             block.append(nn.ReLU())
@@ -61,8 +67,11 @@ def build_stages(
             stages.append(nn.Sequential(*block))
             shape = (channels, shape[1] // 2, shape[2] // 2) if pool else (channels, shape[1], shape[2])
             shapes.append(shape)
-    for hidden in hidden_dims:
-        block = [nn.Flatten(1), nn.Linear(math.prod(shape), hidden)]
+    for depth, hidden in enumerate(hidden_dims):
+        block = [nn.Flatten(1)]
+        if depth == 0 and len(shape) == 3 and dropout > 0:  # on the conv features too, as ConvEncoder
+            block.append(nn.Dropout(dropout))
+        block.append(nn.Linear(math.prod(shape), hidden))
         if batch_norm:
             block.append(nn.BatchNorm1d(hidden))
         block.append(nn.ReLU())

@@ -51,6 +51,7 @@ class CentralNetFusion(Fusion):
         form: str = "eq1",
         branch: str = "auto",
         conv_channels: Sequence[int] = (16, 32),
+        conv_kernel: int = 3,
         hidden_dims: Sequence[int] = (128,),
         align: str = "pad",
         batch_norm: bool = True,
@@ -68,6 +69,7 @@ class CentralNetFusion(Fusion):
         }
         options = {
             "conv_channels": conv_channels,
+            "conv_kernel": conv_kernel,
             "hidden_dims": hidden_dims,
             "batch_norm": batch_norm,
             "dropout": dropout,

@@ -43,6 +43,7 @@ class LayerFusion(Fusion):
         ensemble: bool = False,
         branch: str = "auto",
         conv_channels: Sequence[int] = (16, 32),
+        conv_kernel: int = 3,
         hidden_dims: Sequence[int] = (128,),
         align: str = "pad",
         batch_norm: bool = True,
@@ -65,6 +66,7 @@ class LayerFusion(Fusion):
         self.align = InputAligner(self.shapes, align)
         options = {
             "conv_channels": conv_channels,
+            "conv_kernel": conv_kernel,
             "hidden_dims": hidden_dims,
             "batch_norm": batch_norm,
             "dropout": dropout,
