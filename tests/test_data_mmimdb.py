@@ -162,3 +162,31 @@ def test_train_cli_hdf5_one_epoch(tmp_path):
         "trainer.max_epochs=1",
     )
     assert 0.0 <= metrics["test/f1_micro"] <= 1.0
+
+
+@pytest.mark.skipif(
+    not (SHARED / "mmimdb" / "split.json").is_file(), reason="MMFUSION_DATA_DIR has no mmimdb/split.json"
+)
+def test_resplit_of_the_real_ids_is_70_15_15_disjoint_complete_and_seeded():
+    from src.data.mmimdb import resplit_ids
+
+    official = read_split(SHARED / "mmimdb" / "split.json")
+    resplit = resplit_ids(official, [0.7, 0.15, 0.15], seed=0)
+    sizes = {k: len(v) for k, v in resplit.items()}
+    assert sizes == {"train": 18171, "val": 3894, "test": 3894}  # 25,959 movies
+    every = [i for ids in resplit.values() for i in ids]
+    assert sorted(every) == sorted(i for ids in official.values() for i in ids)  # nothing lost or repeated
+    assert resplit == resplit_ids(official, [0.7, 0.15, 0.15], seed=0)
+    assert resplit["test"] != resplit_ids(official, [0.7, 0.15, 0.15], seed=1)["test"]
+    with pytest.raises(ValueError, match="summing to 1"):
+        resplit_ids(official, [0.7, 0.2, 0.2], seed=0)
+
+
+def test_resplit_through_the_datamodule(tmp_path):
+    split = write_mmimdb_raw(tmp_path)
+    data = MMIMDbDataModule(root=str(tmp_path), resplit=[0.5, 0.25, 0.25], resplit_seed=3)
+    ids = {s: list(data.load_split(s).ids) for s in ("train", "val", "test")}
+    assert {s: len(v) for s, v in ids.items()} == {"train": 12, "val": 6, "test": 6}
+    assert sorted(i for v in ids.values() for i in v) == sorted(i for v in split.values() for i in v)
+    with pytest.raises(ValueError, match="needs data.format=raw"):
+        MMIMDbDataModule(root=str(tmp_path), format="hdf5", resplit=[0.7, 0.15, 0.15])

@@ -70,6 +70,26 @@ def missing_files_message(root: Path, data_format: str) -> str | None:
     )
 
 
+def resplit_ids(splits: dict[str, list[str]], fractions: Sequence[float], seed: int) -> dict[str, list[str]]:
+    """All ids of ``splits`` shuffled with ``seed`` and cut into train/val/test by ``fractions``.
+
+    For protocols that re-split the movies themselves (the 2025 comparison: 70/15/15 at random).
+    """
+    fractions = [float(f) for f in fractions]
+    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
+        raise ValueError(f"data.resplit={fractions}: expected three train/val/test fractions summing to 1")
+    ids = sorted(i for split in splits.values() for i in split)
+    order = np.random.default_rng(seed).permutation(len(ids))
+    n_train = int(round(fractions[0] * len(ids)))
+    n_val = int(round(fractions[1] * len(ids)))
+    cuts = {
+        "train": order[:n_train],
+        "val": order[n_train : n_train + n_val],
+        "test": order[n_train + n_val :],
+    }
+    return {split: [ids[i] for i in sorted(idx)] for split, idx in cuts.items()}
+
+
 def read_split(path: Path) -> dict[str, list[str]]:
     """``split.json`` as {train, val, test: [ids]} (the file's ``dev`` is our ``val``); validated."""
     try:
@@ -141,11 +161,15 @@ class MMIMDbDataModule(FileDataModule):
         poster_std: Sequence[float] | None = None,
         hdf5_sources: dict[str, str] | None = None,
         text_copies: Sequence[str] = (),
+        resplit: Sequence[float] | None = None,
+        resplit_seed: int = 0,
         **options,
     ) -> None:
         super().__init__(**options)
         if format not in ("raw", "hdf5"):
             raise ValueError(f"data.format={format!r}; expected 'raw' or 'hdf5'")
+        if resplit is not None and format != "raw":
+            raise ValueError(f"data.resplit={list(resplit)} needs data.format=raw (the hdf5 fixes its split)")
         if plot_choice not in ("longest", "first", "all"):
             raise ValueError(f"data.plot_choice={plot_choice!r}; expected longest, first or all")
         if text_normalization not in ("none", "original"):
@@ -181,6 +205,12 @@ class MMIMDbDataModule(FileDataModule):
         self.hashing = HashingVectorizer(n_features=hashing_features, alternate_sign=False, norm="l2")
         if format == "raw":
             self._split_ids = read_split(self.root / "split.json")
+            if resplit is not None:
+                self._split_ids = resplit_ids(self._split_ids, resplit, resplit_seed)
+                log.info(
+                    "MM-IMDb: split.json's movies re-split %s at random (seed %d): %s",
+                    list(resplit), resplit_seed, {k: len(v) for k, v in self._split_ids.items()},
+                )  # fmt: skip
             text = (
                 {"shape": [], "kind": "text"}
                 if text_features == "string"
