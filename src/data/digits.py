@@ -35,18 +35,13 @@ class DigitsDataModule(FusionDataModule):
         self._indices = stratified_split(self._labels, split_fractions, split_seed)
         self.views = PCAViews.fit(self._images[self._indices["train"]], energy, share_ratio)
         self.class_names = [str(d) for d in range(10)]
-        self.modalities = {f"view{i + 1}": {"shape": [1, 8, 8], "kind": "image"} for i in range(2)}
         self.include_original = include_original
-        if include_original:  # the undegraded image: CentralNet Table 2 "baseline (original MNIST)"
-            self.modalities["original"] = {"shape": [1, 8, 8], "kind": "image"}
+        self.modalities = self.views.modality_specs([8, 8], include_original)
 
     def load_split(self, split: str) -> SampleDataset:
         idx = self._indices[split]
-        views = {f"view{i + 1}": v[:, None] for i, v in enumerate(self.views.transform(self._images[idx]))}
-        if self.include_original:
-            views["original"] = self._images[idx][:, None]
         return SampleDataset(
             ids=[f"digit{i:04d}" for i in idx],
-            modalities=views,
+            modalities=self.views.modality_arrays(self._images[idx], self.include_original),
             labels=self._labels[idx],
         )

@@ -26,7 +26,7 @@ import h5py
 import numpy as np
 from sklearn.feature_extraction.text import HashingVectorizer
 
-from src.data.base import DatasetNotFoundError, SampleDataset
+from src.data.base import DatasetNotFoundError, SampleDataset, stratified_split
 from src.data.files import FileDataModule
 from src.data.images import PosterReader, decode_image
 from src.data.lazy import LazyDataset, RowReader
@@ -75,19 +75,9 @@ def resplit_ids(splits: dict[str, list[str]], fractions: Sequence[float], seed: 
 
     For protocols that re-split the movies themselves (the 2025 comparison: 70/15/15 at random).
     """
-    fractions = [float(f) for f in fractions]
-    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
-        raise ValueError(f"data.resplit={fractions}: expected three train/val/test fractions summing to 1")
     ids = sorted(i for split in splits.values() for i in split)
-    order = np.random.default_rng(seed).permutation(len(ids))
-    n_train = int(round(fractions[0] * len(ids)))
-    n_val = int(round(fractions[1] * len(ids)))
-    cuts = {
-        "train": order[:n_train],
-        "val": order[n_train : n_train + n_val],
-        "test": order[n_train + n_val :],
-    }
-    return {split: [ids[i] for i in sorted(idx)] for split, idx in cuts.items()}
+    cuts = stratified_split(np.zeros(len(ids), dtype=np.int64), [float(f) for f in fractions], seed)
+    return {split: [ids[i] for i in idx] for split, idx in cuts.items()}
 
 
 def read_split(path: Path) -> dict[str, list[str]]:

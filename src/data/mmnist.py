@@ -148,10 +148,8 @@ class MNISTDataModule(FileDataModule):
         )
         self.class_names = [str(d) for d in range(10)]
         side = list(self._images.shape[1:])
-        self.modalities = {f"view{i + 1}": {"shape": [1, *side], "kind": "image"} for i in range(2)}
         self.include_original = include_original
-        if include_original:  # the undegraded image: CentralNet Table 2 "baseline (original MNIST)"
-            self.modalities["original"] = {"shape": [1, *side], "kind": "image"}
+        self.modalities = self.views.modality_specs(side, include_original)
         self.default_encoders = {
             m: {"_target_": "src.models.encoders.base.MLPEncoder", "hidden_dims": [256]}
             for m in self.modalities
@@ -160,11 +158,8 @@ class MNISTDataModule(FileDataModule):
 
     def load_split(self, split: str) -> SampleDataset:
         idx = self._indices[split]
-        views = {f"view{i + 1}": v[:, None] for i, v in enumerate(self.views.transform(self._images[idx]))}
-        if self.include_original:
-            views["original"] = self._images[idx][:, None]
         return SampleDataset(
             ids=[f"mnist{i:05d}" for i in idx],
-            modalities=views,
+            modalities=self.views.modality_arrays(self._images[idx], self.include_original),
             labels=self._labels[idx],
         )

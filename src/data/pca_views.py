@@ -16,6 +16,7 @@ identical views; ``share_ratio=0`` two disjoint ones. The builder works on any (
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,3 +86,19 @@ class PCAViews:
             basis = self.components[idx]
             views.append(((x @ basis.T) @ basis + self.mean).reshape(images.shape).astype(np.float32))
         return views
+
+    def modality_specs(self, image_shape: Sequence[int], include_original: bool) -> dict[str, dict]:
+        """``view1`` .. ``viewK`` (and ``original``, the undegraded image) as (1, H, W) image modalities."""
+        names = [f"view{i + 1}" for i in range(len(self.view_components))]
+        names += ["original"] if include_original else []
+        return {name: {"shape": [1, *image_shape], "kind": "image"} for name in names}
+
+    def modality_arrays(self, images: np.ndarray, include_original: bool) -> dict[str, np.ndarray]:
+        """The views of ``images`` (N, H, W) as (N, 1, H, W) arrays, keyed as :meth:`modality_specs`.
+
+        ``original`` is CentralNet Table 2's "baseline (original MNIST)" input.
+        """
+        arrays = {f"view{i + 1}": v[:, None] for i, v in enumerate(self.transform(images))}
+        if include_original:
+            arrays["original"] = images[:, None]
+        return arrays
