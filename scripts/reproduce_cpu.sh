@@ -33,6 +33,8 @@ lane_a=$!
 (
     "$PY" -m src.experiments.synthetic_gmu --experiments 1000 --out "$RESULTS/arevalo2017_synthetic.md" \
         >"$OUT/arevalo2017_synthetic.log" 2>&1
+    "$PY" -m src.experiments.synthetic_gmu --experiments 1000 --layout random --noise-std 1.0 --hidden-dim 4 \
+        --out "$RESULTS/arevalo2017_synthetic_random.md" >"$OUT/arevalo2017_synthetic_random.log" 2>&1
     sweep centralnet2018_digits 0,1,2,3,4 seeds01234
     sweep centralnet2018_mmnist 3,4 seeds34 "${MNIST_CPU[@]}"
     sweep centralnet2018_avmnist 3,4 seeds34 "${AVMNIST_CPU[@]}"

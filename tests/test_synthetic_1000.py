@@ -111,12 +111,25 @@ def test_gate_latent_correlation_known_values():
 
 
 def test_small_run_gives_sensible_numbers():
-    """The GMU is not worse than logistic regression on average and its gate follows M."""
-    result = run_experiments(list(range(100, 140)), SyntheticSetup())
+    """Random layout: the GMU is not worse than logistic regression on average and its gate rises with M."""
+    result = run_experiments(
+        list(range(100, 140)), SyntheticSetup(layout="random", noise_std=1.0, hidden_dim=4)
+    )
     assert result.gmu_errors.mean() <= result.logreg_errors.mean()
     assert result.wins > result.losses
     assert np.nanmedian(result.gate_corr) > 0.5
     assert (result.gate_corr > 0).mean() > 0.9  # z weights h_v: it must rise with M
+
+
+def test_orthogonal_layout_needs_the_gate_and_the_gate_finds_m():
+    """Default (orthogonal) layout: logistic regression cannot ignore the noise modality, the one-unit
+    GMU can, and its gate is the paper's switch (r(z, M) ~ 1)."""
+    result = run_experiments(list(range(100, 140)), SyntheticSetup())
+    assert result.wins == 40
+    assert (1 - result.logreg_errors / result.n_test).mean() < 0.8
+    assert (1 - result.gmu_errors / result.n_test).mean() > 0.95
+    assert np.median(result.gate_corr) > 0.99
+    assert (result.gate_corr >= 0.95).mean() >= 0.85
 
 
 def test_cli_writes_the_summary(tmp_path):
@@ -132,7 +145,8 @@ def test_lightning_experiment_config(tmp_path):
     cfg = compose_train(["experiment=arevalo2017_synthetic"], tmp_path)
     assert cfg.paper_table == "arevalo2017_synthetic"
     assert cfg.data.n_samples == 400 and cfg.data.balanced_classes
-    assert cfg.fusion._target_.endswith("GMUFusion") and cfg.fusion.tied
+    assert cfg.fusion._target_.endswith("GMUFusion") and cfg.fusion.tied and cfg.fusion.hidden_dim == 1
+    assert cfg.data.layout == "orthogonal"
     assert cfg.model.head.name == "linear"
     metrics = train_cli(
         tmp_path / "run", "experiment=arevalo2017_synthetic", "trainer.max_epochs=20", "callbacks=none"

@@ -76,7 +76,9 @@ def resplit_ids(splits: dict[str, list[str]], fractions: Sequence[float], seed: 
     For protocols that re-split the movies themselves (the 2025 comparison: 70/15/15 at random).
     """
     if len(fractions) != 3 or not np.isclose(sum(fractions), 1.0):
-        raise ValueError(f"data.resplit={list(fractions)}: expected three train/val/test fractions summing to 1")
+        raise ValueError(
+            f"data.resplit={list(fractions)}: expected three train/val/test fractions summing to 1"
+        )
     ids = sorted(i for split in splits.values() for i in split)
     cuts = stratified_split(np.zeros(len(ids), dtype=np.int64), [float(f) for f in fractions], seed)
     return {split: [ids[i] for i in idx] for split, idx in cuts.items()}
