@@ -9,13 +9,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
 import src  # noqa: F401  (resolvers)
+from src.report import REFERENCE
 from src.utils.resolvers import REPO_ROOT
 
 CONF_DIR = str(REPO_ROOT / "conf")
+#: src/reference/paper_tables.yaml: every published table the experiments reproduce
+PAPER_TABLES: dict[str, Any] = yaml.safe_load(REFERENCE.read_text())
 
 
 def compose_train(overrides: list[str], run_dir: Path, config_name: str = "train") -> DictConfig:

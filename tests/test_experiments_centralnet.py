@@ -9,15 +9,11 @@ import csv
 from pathlib import Path
 
 import pytest
-import yaml
 from hydra import compose, initialize_config_dir
 from hydra.utils import get_class
 
-from src.report import REFERENCE
 from tests.data_writers import write_digit_images, write_fsdd
-from tests.helpers import CONF_DIR, run_cli
-
-PAPER_TABLES = yaml.safe_load(REFERENCE.read_text())
+from tests.helpers import CONF_DIR, PAPER_TABLES, run_cli
 
 
 @pytest.fixture(scope="module", autouse=True)

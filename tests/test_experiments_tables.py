@@ -23,9 +23,7 @@ from omegaconf import OmegaConf
 from src.models.heads import HEADS
 from src.utils.resolvers import if_else
 from tests.data_writers import write_mmimdb_hdf5, write_mmimdb_raw, write_moviescope, write_mult_pickle
-from tests.helpers import CONF_DIR, compose_train, run_cli, train_cli
-
-PAPER_TABLES = yaml.safe_load((Path(CONF_DIR).parent / "src" / "reference" / "paper_tables.yaml").read_text())
+from tests.helpers import CONF_DIR, PAPER_TABLES, compose_train, run_cli, train_cli
 
 #: experiment -> (its default row, the paper table of its default settings)
 EXPERIMENTS = {
@@ -51,15 +49,7 @@ def sweep_rows(experiment: str) -> tuple[str, ...]:
 PAIRS = [(e, r) for e in EXPERIMENTS for r in sweep_rows(e)]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The CI box has 2 shared cores: one intra-op thread avoids oversubscription stalls."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def unknown_options(target: str, options: dict, also: tuple[str, ...] = ()) -> list[str]:

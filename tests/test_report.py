@@ -11,7 +11,7 @@ import pytest
 import yaml
 from scipy import stats
 
-from src.report import collect, main, paired_test, summarise
+from src.report import collect, main, paired_test, rank_agreement, summarise
 
 
 def make_job(
@@ -25,6 +25,18 @@ def make_job(
     (job / "config.yaml").write_text(yaml.safe_dump({"seed": seed, "paper_table": table}))
     if metrics is not None:
         (job / "metrics.json").write_text(json.dumps(metrics))
+
+
+def make_named_job(
+    root: Path, name: str, method_name: str, seed: int, metrics: dict[str, float], table: str
+) -> None:
+    """A run of a ``method=<table>/<row>`` config: the row is its ``method_name``, not an override."""
+    job = root / name
+    job.mkdir()
+    (job / "config.yaml").write_text(
+        yaml.safe_dump({"seed": seed, "method_name": method_name, "paper_table": table})
+    )
+    (job / "metrics.json").write_text(json.dumps(metrics))
 
 
 @pytest.fixture
@@ -77,14 +89,9 @@ def test_paper_table_with_delta_and_outputs(sweep: Path, tmp_path: Path, capsys)
 
 def test_paper_value_and_delta_for_named_methods(tmp_path: Path):
     for seed, acc in enumerate([0.94, 0.95]):
-        job = tmp_path / f"gmu{seed}"
-        job.mkdir()
-        (job / "config.yaml").write_text(
-            yaml.safe_dump(
-                {"seed": seed, "method_name": "gmu", "paper_table": "centralnet2018_avmnist_table4"}
-            )
+        make_named_job(
+            tmp_path, f"gmu{seed}", "gmu", seed, {"test/acc": acc}, "centralnet2018_avmnist_table4"
         )
-        (job / "metrics.json").write_text(json.dumps({"test/acc": acc}))
     out = tmp_path / "report"
     main([str(tmp_path), "--out", str(out)])
     (row,) = list(csv.DictReader(open(out / "table.csv")))
@@ -105,14 +112,8 @@ def test_paired_test_matches_scipy(sweep: Path):
 def test_errors_are_scaled_to_the_papers_test_set(tmp_path: Path):
     """CentralNet counts errors on 10,000 test images; ours become error rate x 10,000."""
     for seed, acc in enumerate([0.99, 0.98]):
-        job = tmp_path / f"run{seed}"
-        job.mkdir()
-        (job / "config.yaml").write_text(
-            yaml.safe_dump(
-                {"seed": seed, "method_name": "gmu", "paper_table": "centralnet2018_mmnist_table2"}
-            )
-        )
-        (job / "metrics.json").write_text(json.dumps({"test/acc": acc, "test/errors": (1 - acc) * 2000}))
+        metrics = {"test/acc": acc, "test/errors": (1 - acc) * 2000}
+        make_named_job(tmp_path, f"run{seed}", "gmu", seed, metrics, "centralnet2018_mmnist_table2")
     out = tmp_path / "report"
     main([str(tmp_path), "--out", str(out)])
     (row,) = list(csv.DictReader(open(out / "table.csv")))
@@ -121,8 +122,6 @@ def test_errors_are_scaled_to_the_papers_test_set(tmp_path: Path):
 
 
 def test_rank_agreement_counts_the_papers_orderings_that_hold():
-    from src.report import rank_agreement
-
     def entry(method: str, ours: float, paper: float | None) -> dict:
         return {"method": method, "acc": {"mean": ours, "paper": paper}}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from src.bench.sequence import random_batch, run_case
@@ -20,12 +21,8 @@ def test_random_batch_is_unaligned_and_half_padded() -> None:
     assert ids["text"].dtype == torch.int64 and (ids["text"][:, 0] == 101).all()
 
 
+@pytest.mark.usefixtures("one_torch_thread")
 def test_run_case_reports_the_default_config() -> None:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        row = run_case("mult", 6, 2, 1, torch.device("cpu"))
-    finally:
-        torch.set_num_threads(threads)
+    row = run_case("mult", 6, 2, 1, torch.device("cpu"))
     assert row["params"] == 812_194  # the count in docs/sequence_fusion.md (MOSEI widths, 4 outputs)
     assert row["samples_per_s"] > 0 and row["precision"] == "fp32" and row["length"] == 6

@@ -30,13 +30,7 @@ BPMULT_TINY = {"parallel_len": 4, "parallel_max_len": 600, "parallel_layers": 1,
 HEAD = {"name": "linear"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The CI box has 2 shared cores: one intra-op thread avoids oversubscription stalls."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def build(method: str, **options) -> torch.nn.Module:

