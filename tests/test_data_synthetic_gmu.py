@@ -69,6 +69,8 @@ def test_bad_layouts_are_named():
         draw("diagonal")
     with pytest.raises(ValueError, match="needs dim >= 2"):
         draw("orthogonal", dim=1)
+    with pytest.raises(ValueError, match=r"noise_spread=-1.0: a standard deviation must be >= 0"):
+        sample_synthetic_gmu(10, 2, 0.5, 0.5, 2.0, 0.5, 0, layout="orthogonal", noise_spread=-1.0)
 
 
 def test_datamodule_defaults_are_the_orthogonal_layout():

@@ -60,6 +60,9 @@ def sample_synthetic_gmu(
     """
     if layout not in LAYOUTS:
         raise ValueError(f"synthetic_gmu: layout must be one of {list(LAYOUTS)}, got {layout!r}")
+    for name, std in (("noise_std", noise_std), ("noise_spread", noise_spread)):
+        if std < 0:
+            raise ValueError(f"synthetic_gmu: {name}={std}: a standard deviation must be >= 0")
     if layout == "orthogonal" and dim < 2:
         raise ValueError(
             f"synthetic_gmu: layout='orthogonal' needs dim >= 2 (a class and an offset axis), got {dim}"
