@@ -80,7 +80,7 @@ class FusionClassifier(LightningModule):
             num_outputs=num_outputs,
             head=dict(head),
             task=task,
-            input_shapes=feature_shapes(self.encoders, modalities),
+            input_shapes=feature_shapes(self.encoders),
         )
         self.criterion = build_loss(loss, task, num_outputs)
         self.threshold_cfg = {"strategy": "fixed", "value": 0.5, "metric": "f1_micro", **(thresholds or {})}

@@ -143,6 +143,12 @@ class ConvEncoder(Encoder):
         dim = in_channels if global_pool != "none" else in_channels * height * width
         fully_connected, self.out_dim = dense_layers(dim, fc_dims, activation, batch_norm, dropout)
         self.head = nn.Sequential(*([nn.Dropout(dropout)] if dropout > 0 else []), *fully_connected)
+        self.map_shape = (in_channels, height, width) if global_pool == "none" and not fc_dims else None
+
+    @property
+    def feature_shape(self) -> tuple[int, ...]:
+        """(C, H, W) of the last conv maps when they are the output (no FC layers, no global pooling)."""
+        return self.map_shape or (int(self.out_dim),)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         x = x.float()
