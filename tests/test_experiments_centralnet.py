@@ -266,3 +266,46 @@ def test_table3_networks_have_the_papers_layer_shapes():
         (64, 7, 7),
         (1024,),
     ]
+
+
+REPRODUCE_CPU = sorted(p.stem for p in (Path(CONF_DIR) / "reproduce_cpu").glob("*.yaml"))
+#: what `make reproduce-cpu` may shorten; everything else runs as the experiment (the paper) says
+CPU_BUDGET_KEYS = {"trainer.max_epochs", "hydra.sweeper.params.seed"}
+
+
+def _flat(node, prefix: str = "") -> dict:
+    from omegaconf import DictConfig, OmegaConf
+
+    if not isinstance(node, DictConfig):
+        return {prefix[:-1]: OmegaConf.to_container(node) if OmegaConf.is_config(node) else node}
+    out = {}
+    for key in node:
+        out.update(_flat(node._get_node(key), f"{prefix}{key}."))
+    return out
+
+
+@pytest.mark.parametrize("experiment", REPRODUCE_CPU)
+def test_reproduce_cpu_shortens_only_epochs_and_seeds_and_says_so(experiment: str):
+    """conf/reproduce_cpu/<experiment>.yaml changes nothing but the CPU budget keys, and its ledger
+    entries (printed by the report) are well formed and match what runs."""
+    from src.protocol import config_mismatches, missing_quotes, missing_settings, papers_dir, parse
+
+    assert experiment in PAPER_LR or experiment == "centralnet2018_digits"
+    # the default row and one that sets its own learning rate and drop probability
+    for row in [r for r in swept_rows(experiment) if r.endswith(("/centralnet", "/moddrop"))]:
+        paper = compose_experiment(f"experiment={experiment}", f"method={row}")
+        cpu = compose_experiment(f"experiment={experiment}", f"method={row}", f"+reproduce_cpu={experiment}")
+        keep = ("data", "model", "fusion", "trainer", "callbacks", "monitor")
+        before = {k: v for part in keep for k, v in _flat(paper[part], f"{part}.").items()}
+        after = {k: v for part in keep for k, v in _flat(cpu[part], f"{part}.").items()}
+        changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+        if paper.hydra.sweeper.params.seed != cpu.hydra.sweeper.params.seed:
+            changed.add("hydra.sweeper.params.seed")
+        assert changed and changed <= CPU_BUDGET_KEYS, (row, changed)
+        settings, problems = parse(cpu.protocol)
+        problems += missing_settings(settings) + config_mismatches(settings, cpu)
+        assert not problems, "\n".join(problems)
+        by_name = {s.name: s for s in settings}
+        assert by_name["epochs"].ours.startswith("make reproduce-cpu") and by_name["epochs"].quote
+        if papers_dir().is_dir():
+            assert not missing_quotes(settings)
