@@ -486,3 +486,18 @@ def test_mult_gmu_without_the_transformer_encoder_gives_every_crossmodal_token_t
         torch.testing.assert_close(given, expected)
     assert output.interpret["gates_top"].shape == (2, 7, 6) and "gates" not in output.interpret
     assert model.interpretation()["top_gmu_inputs"] == model.top_inputs
+
+
+def test_translating_block_applies_self_attention_then_layernorm_before_the_crossmodal_attention():
+    """Fig. 11: "adding a self-attention module followed by a normalization layer": LN(x + SA(x))."""
+    from src.models.fusion.transformer import CrossmodalBlock
+
+    torch.manual_seed(0)
+    block = CrossmodalBlock(4, 2, 0.0, 0.0, 0.0, decoder=True).eval()
+    x, source = torch.randn(2, 3, 4), torch.randn(2, 5, 4)
+    seen: dict = {}
+    block.attention.register_forward_pre_hook(lambda _m, args: seen.__setitem__("query", args[0]))
+    with torch.no_grad():
+        block(x, None, source, None)
+        decoded = block.self_norm(x + block.self_attention(x, x, None))
+    torch.testing.assert_close(seen["query"], block.query_norm(decoded))
