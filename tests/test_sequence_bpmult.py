@@ -12,23 +12,15 @@ from src.models.fusion.mult import MulTFusion
 from src.models.fusion.sequence import summary_token
 from src.models.fusion.transformer import CrossmodalTransformer
 from tests.helpers import compose_train
+from tests.test_sequence_fusion import DIMS
+from tests.test_sequence_fusion import TINY as SEQUENCE_TINY
 
-DIMS = {"audio": 5, "poster": 3, "text": 6, "video": 4}
 SEQUENCES = ("audio", "text", "video")
 LENGTHS = {"audio": 7, "text": 5, "video": 4}
 REAL = {"audio": [7, 3], "text": [5, 2], "video": [1, 4]}
-D = 8
+D = SEQUENCE_TINY["d_model"]
 C = 3
-TINY = {
-    "d_model": D,
-    "num_heads": 2,
-    "num_layers": 1,
-    "self_layers": 1,
-    "attn_dropout": 0.0,
-    "relu_dropout": 0.0,
-    "res_dropout": 0.0,
-    "embed_dropout": 0.0,
-    "extras": ["poster"],
+TINY = SEQUENCE_TINY | {
     "summary_tokens": {"text": "first"},
     "parallel_len": 4,
     "parallel_max_len": 16,
