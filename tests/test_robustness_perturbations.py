@@ -259,7 +259,8 @@ def test_gaussian_noise_has_the_requested_snr_and_one_draw_across_levels():
     torch.testing.assert_close(noise[0.2], 2 * noise[0.1], rtol=1e-9, atol=1e-12)
     measured = noise[1.0].pow(2).mean(1).sqrt() / x.pow(2).mean(1).sqrt()
     torch.testing.assert_close(measured, torch.ones(3, dtype=torch.float64), rtol=0.02, atol=0)
-    assert snr_db(0.1) == pytest.approx(20.0) and snr_db(1.0) == 0.0 and snr_db(0.0) == math.inf
+    assert snr_db(0.1) == pytest.approx(20.0) and snr_db(0.0) == math.inf
+    assert snr_db(1.0) == 0.0 and math.copysign(1.0, snr_db(1.0)) == 1.0  # "0 dB", not "-0 dB"
     assert ratio_for_snr_db(-10) == pytest.approx(3.16228, rel=1e-5) and ratio_for_snr_db(math.inf) == 0.0
     assert torch.equal(gaussian_noise(torch.zeros(2, 4), 1.0, ctx([0, 1])).value, torch.zeros(2, 4))
 

@@ -223,7 +223,7 @@ def gaussian_noise(value: torch.Tensor, ratio: float, ctx: SampleContext) -> Per
 
 def snr_db(ratio: float) -> float:
     """The signal-to-noise ratio in dB of :func:`gaussian_noise` at a noise-to-signal amplitude ``ratio``."""
-    return math.inf if ratio == 0 else -20.0 * math.log10(ratio)
+    return math.inf if ratio == 0 else 0.0 - 20.0 * math.log10(ratio)
 
 
 def ratio_for_snr_db(snr: float) -> float:
