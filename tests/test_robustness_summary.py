@@ -15,7 +15,7 @@ def test_relative_robustness_by_hand():
     assert curve_area([0.8, 0.6, 0.4]) == pytest.approx(0.6)
     assert relative_robustness([0.8, 0.6, 0.4]) == pytest.approx(0.6 / 0.8)
     assert relative_robustness([0.9, 0.9, 0.9, 0.9]) == pytest.approx(1.0)
-    # a drop straight to 0 at the first level: area = 0.5 * 0.5 * 1 / 2... (1 + 0) / 2 * 1/2 = 0.25
+    # a drop straight to 0 at the first level: area = (1 + 0) / 2 * 0.5 + 0 = 0.25
     assert relative_robustness([1.0, 0.0, 0.0]) == pytest.approx(0.25)
 
 
