@@ -31,7 +31,7 @@ from src.models.encoders import build_encoder
 from src.models.fusion import FusionOutput
 from src.models.fusion.build import build_fusion, feature_shapes
 from src.models.losses import build_loss
-from src.thresholds import tune_thresholds
+from src.thresholds import threshold_grid, tune_thresholds
 
 CHECKPOINT_RUN_CONFIG_KEY = "mmfusion_run_config"
 
@@ -84,6 +84,7 @@ class FusionClassifier(LightningModule):
         )
         self.criterion = build_loss(loss, task, num_outputs)
         self.threshold_cfg = {"strategy": "fixed", "value": 0.5, "metric": "f1_micro", **(thresholds or {})}
+        threshold_grid(self.threshold_cfg.get("grid"))  # a bad grid fails here, before training
         self.register_buffer(
             "decision_thresholds", torch.full((num_outputs,), float(self.threshold_cfg["value"]))
         )
