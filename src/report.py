@@ -27,6 +27,8 @@ import numpy as np
 import yaml
 from scipy import stats
 
+from src import protocol
+
 REFERENCE = Path(__file__).parent / "reference" / "paper_tables.yaml"
 #: paper metric suffix -> column of per_class_test.csv
 PER_CLASS_COLUMNS = {"acc": "accuracy", "auc": "roc_auc", "f1": "f1", "wacc": "wacc", "ap": "ap"}
@@ -42,6 +44,7 @@ class Job:
     per_class: list[dict[str, Any]] = field(default_factory=list)
     table: str | None = None
     overrides: list[str] = field(default_factory=list)
+    protocol: dict[str, Any] | None = None
 
 
 def _overrides(job_dir: Path) -> list[str]:
@@ -72,6 +75,7 @@ def load_job(job_dir: Path) -> Job | None:
         seed=config.get("seed"),
         table=config.get("paper_table"),
         overrides=overrides,
+        protocol=config.get("protocol"),
     )
     metrics_path = job_dir / "metrics.json"
     if metrics_path.is_file():
@@ -327,6 +331,14 @@ def paired_test(jobs: list[Job], first: str, second: str, metric: str) -> dict[s
     }
 
 
+def ledger_markdown(jobs: list[Job]) -> str:
+    """The protocol ledger of the runs (src/protocol.py): shared settings, then each row's own."""
+    protocols = {job.row: job.protocol for job in sorted(jobs, key=lambda j: j.row) if job.protocol}
+    if not protocols:
+        return ""
+    return "\n" + protocol.to_markdown(*protocol.split_by_row(protocols))
+
+
 def default_metrics(jobs: list[Job]) -> list[str]:
     keys = sorted(
         {k for j in jobs for k in j.metrics if k.startswith("test/") and not k.startswith("test/n_classes")}
@@ -367,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics = default_metrics(jobs)
     title = args.title or (paper["paper"] if paper else "Results")
     table = build_table(jobs, metrics, paper)
-    markdown = to_markdown(table, metrics, missing, title)
+    markdown = to_markdown(table, metrics, missing, title) + ledger_markdown(jobs)
     print(markdown)
     if args.paired:
         result = paired_test(

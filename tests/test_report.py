@@ -131,3 +131,36 @@ def test_rank_agreement_counts_the_papers_orderings_that_hold():
     assert result["rows"] == 4 and result["ordered_pairs"] == 6 and result["same_order"] == 5
     assert result["tau"] == pytest.approx(stats.kendalltau([1, 2, 4, 3], [10, 20, 30, 40])[0])
     assert rank_agreement(table[:2], "acc") is None  # too few rows to rank
+
+
+def test_the_report_prints_the_protocol_ledger_of_the_runs(tmp_path: Path, capsys):
+    """Shared settings once, each row's own entries below (src/protocol.py)."""
+    shared = {"lr": {"where": "Sec. 4", "quote": "The learning rate is 0.01"}}
+    rows = {
+        "gmu": {"dropout": {"where": "Sec. 4", "quote": "the dropout is changed into 25%"}},
+        "concat": {"dropout": {"ours": "0.5: the paper is silent"}},
+    }
+    for n, (row, own) in enumerate(rows.items()):
+        job = tmp_path / str(n)
+        job.mkdir()
+        ledger = {"paper": "001_b54b44952ba47bc3.txt", "settings": {**shared, **own}}
+        (job / "config.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "seed": 0,
+                    "method_name": row,
+                    "paper_table": "centralnet2018_mmnist_table2",
+                    "protocol": ledger,
+                }
+            )
+        )
+        (job / "metrics.json").write_text(json.dumps({"test/acc": 0.9}))
+    assert main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    table = (tmp_path / "out" / "table.md").read_text()
+    assert "### Protocol (what we follow, where we depart)" in table
+    assert "| lr | follows | “The learning rate is 0.01” | 001_b54b44952ba47bc3.txt, Sec. 4 |" in table
+    assert (
+        "Row `gmu`:" in table
+        and "| dropout | silent |" in table.split("Row `concat`:")[1].split("Row `gmu`")[0]
+    )
+    assert "Protocol" in capsys.readouterr().out
