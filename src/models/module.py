@@ -63,6 +63,7 @@ class FusionClassifier(LightningModule):
         aux_loss_weight: float | Mapping[str, float] = 1.0,
         max_weight_norm: float | None = None,
         init_range: float | None = None,
+        gate_units: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -294,6 +295,7 @@ class FusionClassifier(LightningModule):
             self.fusion.modalities,
             class_names,
             self.loggers,
+            gate_units=self.hparams.gate_units,
         )
 
     def _predicted(self, scores: np.ndarray) -> np.ndarray | None:
