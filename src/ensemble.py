@@ -36,12 +36,11 @@ import hydra
 import numpy as np
 import torch
 import yaml
-from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import src  # noqa: F401  (registers the config resolvers)
+from src.eval import load_checkpoint_run
 from src.metrics import MULTILABEL, compute_metrics, multilabel_per_class
-from src.models.module import CHECKPOINT_RUN_CONFIG_KEY
 from src.thresholds import tune_thresholds
 from src.utils.run import print_metrics_table, run_job, write_metrics
 
@@ -70,17 +69,10 @@ def _to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]
 
 def predict_member(ckpt_path: Path, data_overrides: Mapping[str, Any], device: str = "cpu") -> Member:
     """The probabilities of ``ckpt_path`` on val and test, with the data config it was trained on."""
-    if not ckpt_path.is_file():
-        raise FileNotFoundError(f"ensemble member {ckpt_path} is not a file")
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    run_config = checkpoint.get(CHECKPOINT_RUN_CONFIG_KEY)
-    if not run_config:
-        raise ValueError(f"{ckpt_path} has no '{CHECKPOINT_RUN_CONFIG_KEY}': it was not written by src.train")
-    datamodule = instantiate(OmegaConf.merge(run_config["data"], data_overrides))
+    run_config, datamodule, model = load_checkpoint_run(ckpt_path, data_overrides, map_location=device)
     datamodule.setup("validate")
     datamodule.setup("test")
     target = torch.device(device)
-    model = get_class(run_config["model"]["_target_"]).load_from_checkpoint(ckpt_path, map_location=target)
     model.eval()
     ids, scores, targets = {}, {}, {}
     loaders = {"val": datamodule.val_dataloader(), "test": datamodule.test_dataloader()}
