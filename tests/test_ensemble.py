@@ -13,7 +13,15 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from src import protocol
-from src.ensemble import Member, align, ensemble_protocol, ensemble_sweep, evaluate_ensemble, predict_member
+from src.ensemble import (
+    Member,
+    align,
+    ensemble_protocol,
+    ensemble_sweep,
+    evaluate_ensemble,
+    predict_member,
+    run,
+)
 from src.metrics import multilabel_metrics
 from src.protocol import config_mismatches, missing_quotes, parse
 from src.report import collect
@@ -125,6 +133,28 @@ def test_a_member_reproduces_its_runs_test_metrics(sweep):
     assert ours["f1_macro"] == pytest.approx(trained["test/f1_macro"], abs=1e-6)
 
 
+def compose_ensemble(overrides: list[str], run_dir: Path):
+    return compose_train(overrides, run_dir, config_name="ensemble")
+
+
+def test_ckpt_paths_average_the_two_checkpoints(sweep, tmp_path):
+    text, image = _checkpoint(sweep / "0"), _checkpoint(sweep / "2")
+    metrics = run(compose_ensemble([f"ckpt_paths=[{text},{image}]", "method_name=avg_probs"], tmp_path))
+    assert json.loads((tmp_path / "metrics.json").read_text()) == pytest.approx(metrics)
+    members = [predict_member(p, {}) for p in (text, image)]
+    order = {sample: i for i, sample in enumerate(members[1].ids["test"])}
+    image_scores = members[1].scores["test"][[order[s] for s in members[0].ids["test"]]]
+    mean = (members[0].scores["test"] + image_scores) / 2
+    expected = multilabel_metrics(mean, members[0].targets["test"], 0.5)
+    assert metrics["test/f1_micro"] == pytest.approx(expected["f1_micro"], abs=1e-6)
+    assert metrics["test/f1_samples"] == pytest.approx(expected["f1_samples"], abs=1e-6)
+    with pytest.raises(ValueError, match="at least two checkpoints"):
+        run(compose_ensemble([f"ckpt_paths=[{text}]"], tmp_path))
+    with pytest.raises(ValueError, match="exactly one of ckpt_paths"):
+        run(compose_ensemble([f"ckpt_paths=[{text},{image}]", f"sweep_dir={sweep}"], tmp_path))
+
+
+@pytest.mark.slow
 def test_cli_averages_the_two_checkpoints(sweep, tmp_path):
     text, image = _checkpoint(sweep / "0"), _checkpoint(sweep / "2")
     proc = run_cli(
@@ -133,19 +163,9 @@ def test_cli_averages_the_two_checkpoints(sweep, tmp_path):
         env={"OMP_NUM_THREADS": "1"},
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
-    members = [predict_member(p, {}) for p in (text, image)]
-    order = {sample: i for i, sample in enumerate(members[1].ids["test"])}
-    image_scores = members[1].scores["test"][[order[s] for s in members[0].ids["test"]]]
-    mean = (members[0].scores["test"] + image_scores) / 2
-    expected = multilabel_metrics(mean, members[0].targets["test"], 0.5)
-    assert metrics["test/f1_micro"] == pytest.approx(expected["f1_micro"], abs=1e-6)
-    assert metrics["test/f1_samples"] == pytest.approx(expected["f1_samples"], abs=1e-6)
-
-
-def test_a_single_checkpoint_is_not_an_ensemble(sweep, tmp_path):
-    proc = run_cli("src.ensemble", [f"ckpt_paths=[{_checkpoint(sweep / '0')}]", f"hydra.run.dir={tmp_path}"])
-    assert proc.returncode != 0 and "at least two checkpoints" in proc.stdout + proc.stderr
+    record = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert record["method_name"] == "avg_probs" and len(record["members"]) == 2
+    assert "test/f1_micro" in json.loads((tmp_path / "metrics.json").read_text())
 
 
 def test_sweep_mode_writes_the_avg_probs_row_the_report_reads(sweep):

@@ -118,6 +118,7 @@ def test_one_draw_reaches_every_row(row, mmimdb_root, tmp_path):
     assert all(m.bias is None or torch.count_nonzero(m.bias) == 0 for m in linear)
 
 
+@pytest.mark.slow
 def test_two_trial_search_of_a_row_without_a_fusion_layer(mmimdb_root, tmp_path):
     """The documented search on a unimodal row (before, only rows with ``fusion.hidden_dim`` took it)."""
     pytest.importorskip(PLUGIN, reason="pip install hydra-optuna-sweeper")
