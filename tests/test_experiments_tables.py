@@ -120,7 +120,7 @@ TINY_SEQUENCE = [
     "fusion.num_layers=1",
     "fusion.self_layers=1",
 ]
-TINY_BPMULT = [*TINY_SEQUENCE, "fusion.parallel_layers=1", "fusion.parallel_len=4", "fusion.top_hidden=8"]
+TINY_BPMULT = [*TINY_SEQUENCE, "fusion.parallel_layers=1", "fusion.parallel_len=4"]
 
 
 def data_for(experiment: str, root: Path) -> list[str]:
