@@ -5,6 +5,12 @@
   favours the first when its mean gate for it exceeds the second's (for the tied GMU, z > 0.5);
   with K modalities, the argmax of the mean gates. Written by every fusion that returns
   ``interpret["gates"]`` (GMU, FGMU, MoE): ``gate_shares.csv`` and ``gate_shares.png``.
+  Which units the mean runs over (``model.gate_units``): ``selection: all`` averages every unit;
+  ``selection: mutual_information`` is the paper's "The units were chosen taking into account the
+  mutual information between the predictions and the z activations": per class, the ``top_k``
+  units whose gate (binned into ``bins`` equal-width bins of [0, 1]; for K > 2 modalities, which
+  modality the unit favours) shares the most mutual information with that class's prediction over
+  all test samples; the chosen units are written to ``gate_units.json``.
 - CentralNet Figure 3 (Vielzeuf et al. 2018): the learned alphas per depth as percentages of
   |alpha| over the central and modality terms: ``centralnet_alphas.csv`` and ``.png``.
 """
@@ -12,28 +18,87 @@
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+SELECTIONS = ("all", "mutual_information")
 
-def favoured_modality(gates: np.ndarray) -> np.ndarray:
-    """Index of the modality each sample's mean gate favours; ``gates`` is (N, K, H)."""
-    mean = gates.reshape(gates.shape[0], gates.shape[1], -1).mean(-1)
+
+def _units(gates: np.ndarray) -> np.ndarray:
+    """(N, K, H) view of gates of any trailing shape."""
+    return gates.reshape(gates.shape[0], gates.shape[1], -1)
+
+
+def favoured_modality(gates: np.ndarray, units: Sequence[int] | None = None) -> np.ndarray:
+    """Index of the modality each sample's mean gate (over ``units``, default all) favours; ``gates`` is (N, K, H)."""
+    per_unit = _units(gates)
+    mean = (per_unit if units is None else per_unit[:, :, list(units)]).mean(-1)
     if mean.shape[1] == 2:
         return np.where(mean[:, 0] > mean[:, 1], 0, 1)
     return mean.argmax(1)
 
 
+def gate_states(gates: np.ndarray, bins: int = 10) -> tuple[np.ndarray, int]:
+    """Each sample's discrete state per unit, (N, H), and the number of states: for two modalities
+    the bin of z (the first modality's gate) among ``bins`` equal-width bins of [0, 1]; for K > 2 the
+    modality with the largest gate at that unit."""
+    per_unit = _units(gates)
+    if per_unit.shape[1] == 2:
+        return np.clip(np.floor(per_unit[:, 0] * bins), 0, bins - 1).astype(np.int64), bins
+    return per_unit.argmax(1), per_unit.shape[1]
+
+
+def gate_mutual_information(gates: np.ndarray, predicted: np.ndarray, bins: int = 10) -> np.ndarray:
+    """(C, H) mutual information (nats) between each unit's gate state and each class's prediction."""
+    states, n_states = gate_states(gates, bins)
+    n, n_units = states.shape
+    unit_index = np.broadcast_to(np.arange(n_units), states.shape)
+    information = np.zeros((predicted.shape[1], n_units))
+    for c in range(predicted.shape[1]):
+        joint = np.zeros((n_units, n_states, 2))
+        np.add.at(
+            joint,
+            (unit_index, states, np.broadcast_to(predicted[:, c : c + 1].astype(np.int64), states.shape)),
+            1.0,
+        )
+        joint /= n
+        independent = joint.sum(2, keepdims=True) * joint.sum(1, keepdims=True)
+        ratio = np.divide(joint, independent, out=np.ones_like(joint), where=joint > 0)
+        information[c] = (joint * np.log(ratio)).sum((1, 2))
+    return information
+
+
+def select_gate_units(
+    gates: np.ndarray, predicted: np.ndarray, selection: str = "all", top_k: int = 16, bins: int = 10
+) -> list[list[int]] | None:
+    """Per class, the units Figure 8 averages: None for all of them, else the ``top_k`` by mutual information."""
+    if selection not in SELECTIONS:
+        raise ValueError(f"model.gate_units.selection={selection!r}; expected one of {SELECTIONS}")
+    if selection == "all":
+        return None
+    if top_k < 1:
+        raise ValueError(f"model.gate_units.top_k={top_k} must be >= 1")
+    information = gate_mutual_information(gates, predicted, bins)
+    order = np.argsort(-information, axis=1, kind="stable")
+    return [sorted(row[:top_k].tolist()) for row in order]
+
+
 def gate_shares(
-    gates: np.ndarray, predicted: np.ndarray, class_names: Sequence[str], modalities: Sequence[str]
+    gates: np.ndarray,
+    predicted: np.ndarray,
+    class_names: Sequence[str],
+    modalities: Sequence[str],
+    units: Sequence[Sequence[int]] | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per class: how many test samples were predicted with it and the share favouring each modality."""
-    favoured = favoured_modality(gates)
+    """One row per class: how many test samples were predicted with it and the share whose gates,
+    averaged over ``units[c]`` (default all units), favour each modality."""
     rows = []
     for c, name in enumerate(class_names):
+        favoured = favoured_modality(gates, None if units is None else units[c])
         chosen = favoured[predicted[:, c]]
         row: dict[str, Any] = {"class": name, "n_predicted": int(chosen.size)}
         for k, modality in enumerate(modalities):
@@ -109,13 +174,24 @@ def write_interpretability(
     modalities: Sequence[str],
     class_names: Sequence[str],
     loggers: Sequence[Any] = (),
+    gate_units: Mapping[str, Any] | None = None,
 ) -> list[Path]:
-    """Write Figure 8 (when there are gates and classes) and Figure 3 (CentralNet alphas); returns the files."""
+    """Write Figure 8 (when there are gates and classes; ``gate_units`` chooses the units, see the
+    module docstring) and Figure 3 (CentralNet alphas); returns the files."""
     written: list[Path] = []
     gates = interpret.get("gates")
     if gates is not None and predicted is not None:
-        rows = gate_shares(gates, predicted, class_names, modalities)
+        units = select_gate_units(gates, predicted, **dict(gate_units or {}))
+        rows = gate_shares(gates, predicted, class_names, modalities, units)
         _write_csv(out / "gate_shares.csv", rows)
+        if units is not None:
+            (out / "gate_units.json").write_text(
+                json.dumps(
+                    {"selection": dict(gate_units), "units": dict(zip(class_names, units, strict=True))},
+                    indent=2,
+                )
+            )
+            written.append(out / "gate_units.json")
         _stacked_bars(
             out / "gate_shares.png",
             [f"{r['class']} ({r['n_predicted']})" for r in rows],

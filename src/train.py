@@ -26,7 +26,7 @@ import src  # noqa: F401  (registers the config resolvers)
 from src.data.base import FusionDataModule
 from src.data.issues import write_issue_counts
 from src.metrics import DEFAULT_MONITOR, MULTICLASS, MULTILABEL, REGRESSION
-from src.models.losses import neg_pos_ratio
+from src.models.losses import DATA_DEPENDENT_WEIGHTS, neg_pos_ratio
 from src.utils.run import (
     flatten,
     instantiate_group,
@@ -42,7 +42,7 @@ DEFAULT_LOSS = {MULTILABEL: "bce", MULTICLASS: "cross_entropy", REGRESSION: "l1"
 
 
 def resolve_data_dependent(cfg: DictConfig, datamodule: FusionDataModule) -> None:
-    """Fill the ``auto`` settings that depend on the dataset: monitor, loss, pos_weight."""
+    """Fill the ``auto`` settings that depend on the dataset: monitor, loss, pos_weight / class_weight."""
     metric, mode = DEFAULT_MONITOR[datamodule.task]
     with open_dict(cfg):
         if cfg.seed is None:
@@ -57,9 +57,10 @@ def resolve_data_dependent(cfg: DictConfig, datamodule: FusionDataModule) -> Non
             )
         if cfg.model.loss.name == "auto":
             cfg.model.loss.name = DEFAULT_LOSS[datamodule.task]
-        if cfg.model.loss.get("pos_weight") == "neg_pos_ratio":
-            counts, n = datamodule.train_label_counts()
-            cfg.model.loss.pos_weight = neg_pos_ratio(counts, n)
+        for key in DATA_DEPENDENT_WEIGHTS:
+            if cfg.model.loss.get(key) == "neg_pos_ratio":
+                counts, n = datamodule.train_label_counts()
+                cfg.model.loss[key] = neg_pos_ratio(counts, n)
         if (
             HydraConfig.initialized()
             and HydraConfig.get().mode == RunMode.MULTIRUN

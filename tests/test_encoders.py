@@ -176,6 +176,31 @@ def test_rnn_over_texts_sequence_mask_and_frozen_embeddings(glove):
     assert trainable.table.grad is not None and trainable.table.grad[2:4].abs().sum() > 0
 
 
+def test_rnn_end2end_learns_its_word_vectors_from_scratch():
+    """``vectors: scratch`` (GMU paper, "RNN end2end"): a random table over the training vocabulary,
+    trained with the RNN, carried by the checkpoint; nothing pre-trained is read."""
+    torch.manual_seed(0)
+    encoder = RNNEncoder(
+        [], "text", vectors="scratch", vocab_size=3, embedding_dim=4, hidden_dim=5, cell="gru", bidirectional=False
+    )
+    assert encoder.requires_fit and not encoder.cacheable
+    with pytest.raises(RuntimeError, match="before fit"):
+        encoder(["the cat"])
+    encoder.fit(["the cat sat", "the cat", "the dog"])  # vocabulary: the, cat + one of sat/dog
+    embeddings = encoder.scratch.embedding.weight
+    assert embeddings.shape == (3 + 2, 4) and embeddings.requires_grad
+    out = encoder(["the cat", "a zebra"])
+    assert out.shape == (2, 5)
+    out.sum().backward()
+    assert embeddings.grad[2:4].abs().sum() > 0  # the rows of "the" and "cat" learn
+    assert "from scratch (3 training words)" in encoder.provenance["weights"]
+    reloaded = RNNEncoder(
+        [], "text", vectors="scratch", vocab_size=3, embedding_dim=4, hidden_dim=5, cell="gru", bidirectional=False
+    )
+    reloaded.load_state_dict(encoder.state_dict())
+    torch.testing.assert_close(reloaded(["the cat", "a zebra"]), out)
+
+
 def test_transformer_missing_model_fails_with_instructions(tmp_path):
     with pytest.raises(WeightsUnavailableError, match="no-such-org/no-such-model.*huggingface-cli download"):
         TransformerEncoder([], "text", model="no-such-org/no-such-model")
@@ -225,6 +250,64 @@ def test_conv_encoders_of_the_papers_have_the_papers_shapes():
     assert cnn4.out_dim == 512 and cnn4(torch.rand(2, 3, 32, 32)).shape == (2, 512)
     with pytest.raises(ValueError, match=r"\[8, 8\] input vanishes"):
         ConvEncoder([1, 8, 8], "image", channels=[6, 16], kernels=[5, 5], padding="valid")
+
+
+def test_custom_cnn_config_has_the_2025_comparisons_layers():
+    """encoder/image=cnn4 (Hessnawi et al., Sec. 4.3.2): 7x7 then 3x3 convolutions, 64-128-256-512, each
+    with BN, ReLU and 2x2 max pooling, 224x224 down to 7x7, global average pooling, dropout 0.7."""
+    spec = OmegaConf.to_container(OmegaConf.load(REPO_ROOT / "conf/encoder/image/cnn4.yaml"))
+    encoder = build_encoder(spec, [3, 256, 160], "image").eval()
+    convs = [m for m in encoder.features if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size) for c in convs] == [
+        (64, (7, 7)),
+        (128, (3, 3)),
+        (256, (3, 3)),
+        (512, (3, 3)),
+    ]
+    kinds = [type(m).__name__ for m in encoder.features]
+    assert kinds == ["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d"] * 4
+    shapes = []
+    for module in encoder.features:
+        if isinstance(module, torch.nn.MaxPool2d):
+            module.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape[-2:])))
+    assert encoder(torch.rand(2, 3, 256, 160)).shape == (2, 512)
+    assert shapes == [(56, 56), (28, 28), (14, 14), (7, 7)]
+    assert encoder.head[0].p == 0.7
+    assert spec["augment"] == {
+        "hflip": 0.5,
+        "rotation": 5.0,
+        "brightness": 0.15,
+        "contrast": 0.15,
+        "saturation": 0.15,
+        "hue": 0.05,
+    }
+
+
+def test_conv_encoder_normalises_after_augmentation():
+    torch.manual_seed(0)
+    plain = ConvEncoder([3, 8, 8], "image", channels=[4], kernels=[3], global_pool="avg").eval()
+    normalised = ConvEncoder(
+        [3, 8, 8], "image", channels=[4], kernels=[3], global_pool="avg", mean=[0.5] * 3, std=[0.25] * 3
+    ).eval()
+    normalised.load_state_dict(plain.state_dict())
+    x = torch.rand(2, 3, 8, 8)
+    torch.testing.assert_close(normalised(x), plain((x - 0.5) / 0.25))
+    with pytest.raises(ValueError, match="one value per channel"):
+        ConvEncoder([3, 8, 8], "image", channels=[4], kernels=[3], mean=[0.5])
+
+
+def test_hue_jitter_turns_colours_and_leaves_grey_alone():
+    augment = ImageAugment(hflip=0.0, rotation=0.0, hue=0.05).train()
+    grey = torch.full((3, 3, 4, 4), 0.4)
+    torch.testing.assert_close(augment(grey), grey)
+    red = torch.zeros(64, 3, 4, 4)
+    red[:, 0] = 0.8
+    shifted = augment(red)
+    # a hue shift of at most 5% of the circle (18 degrees) moves some red into green or blue, never far
+    assert (shifted[:, 1:].amax(dim=(1, 2, 3)) > 0).float().mean() > 0.5
+    assert shifted[:, 1:].max() < 0.8 * 18 / 60 + 1e-4 and shifted[:, 0].min() > 0.79
+    with pytest.raises(ValueError, match="hue"):
+        ImageAugment(hue=0.7)
 
 
 def test_augment_only_in_training_and_exact_flip():

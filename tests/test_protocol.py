@@ -33,6 +33,16 @@ LEDGER_PENDING = set(EXPERIMENTS) - {
     "centralnet2018_digits",
     "centralnet2018_mmimdb",
     "centralnet2018_mmnist",
+    "arevalo2017_mmimdb",
+    "arevalo2017_synthetic",
+    "hessnawi2025_mmimdb",
+    "bpmult_moviescope",
+    "bpmult_moviescope_ablations",
+    "bpmult_mmimdb",
+    "bpmult_iemocap",
+    "bpmult_mosei",
+    "moreno2021_moviescope",
+    "mmbt_mmimdb",
 }
 
 

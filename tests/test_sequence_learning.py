@@ -110,7 +110,6 @@ def test_mult_and_bpmult_need_and_learn_cross_modal_information() -> None:
         parallel_len=4,
         parallel_max_len=16,
         parallel_layers=1,
-        top_hidden=32,
         **TINY,
     )
     bpmult_acc = fit_and_score(bpmult, data, epochs=4, lr=3e-3)

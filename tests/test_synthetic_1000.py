@@ -126,6 +126,35 @@ def test_orthogonal_layout_needs_the_gate_and_the_gate_finds_m():
     assert (result.gate_corr >= 0.95).mean() >= 0.85
 
 
+def test_paper_output_is_the_sigmoid_of_h():
+    """``output="sigmoid_h"``: the paper's "sigmoid function over h" (no trainable output unit)."""
+    model = BatchedGMU([3, 4], dim=2, hidden_dim=1, bias=False, output="sigmoid_h")
+    assert {name for name, _ in model.named_parameters()} == {"w_in"}
+    x = torch.randn(2, 5, 4, dtype=torch.float64)
+    logits, z = model(x)
+    layers = model.layers(0)
+    h = (
+        z[0, :, 0] * torch.tanh(x[0, :, :2] @ layers["v"].T)[:, 0]
+        + (1 - z[0, :, 0]) * torch.tanh(x[0, :, 2:] @ layers["t"].T)[:, 0]
+    )
+    torch.testing.assert_close(logits[0], h)
+    with pytest.raises(ValueError, match="needs hidden_dim 1"):
+        BatchedGMU([3], dim=2, hidden_dim=2, bias=False, output="sigmoid_h")
+    result = run_experiments(list(range(100, 110)), SyntheticSetup(output="sigmoid_h", bias=False))
+    assert result.gmu_errors.shape == (10,)
+
+
+def test_pages_state_the_layout_choice_and_the_output_unit(tmp_path):
+    for layout, words in (
+        ("orthogonal", "identifiable by construction"),
+        ("random", "draws every mean at random"),
+    ):
+        out = tmp_path / f"{layout}.md"
+        assert main(["--experiments", "2", "--max-steps", "20", "--layout", layout, "--out", str(out)]) == 0
+        text = out.read_text()
+        assert words in text and "applied a sigmoid function over h" in text
+
+
 def test_cli_writes_the_summary(tmp_path):
     out = tmp_path / "summary.md"
     assert main(["--experiments", "4", "--max-steps", "50", "--out", str(out)]) == 0

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from src.metrics import multilabel_metrics
-from src.thresholds import DEFAULT_GRID, tune_thresholds
+from src.thresholds import DEFAULT_GRID, threshold_grid, tune_thresholds
 
 
 def test_fixed_strategy_returns_the_value():
@@ -37,3 +37,38 @@ def test_global_threshold_is_the_grid_optimum():
 def test_unknown_strategy_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown threshold strategy 'best'"):
         tune_thresholds(np.zeros((2, 2)), np.zeros((2, 2)), "best")
+
+
+def test_configured_grid_includes_both_ends():
+    """The 2025 comparison's grid, "from 0.1 to 0.9 in steps of 0.02": 41 values, 0.1 and 0.9 included."""
+    grid = threshold_grid({"start": 0.1, "stop": 0.9, "step": 0.02})
+    assert grid.size == 41 and grid[0] == 0.1 and grid[-1] == 0.9
+    assert np.allclose(np.diff(grid), 0.02) and 0.5 in grid.tolist() and 0.34 in grid.tolist()
+    assert threshold_grid([0.3, 0.6]).tolist() == [0.3, 0.6]
+    assert threshold_grid(None) is DEFAULT_GRID
+
+
+def test_global_threshold_searches_only_the_configured_grid():
+    """Validation F1-macro peaks at 0.23 on the default grid; on 0.1..0.9 step 0.02 the best candidate
+    is 0.22 or 0.24, and the search never leaves the grid."""
+    targets = np.array([[1], [1], [0], [0], [1]])
+    probs = np.array([[0.23], [0.30], [0.225], [0.10], [0.40]])
+    assert tune_thresholds(probs, targets, "global", metric="f1_macro").tolist() == [0.23]
+    spec = {"start": 0.1, "stop": 0.9, "step": 0.02}
+    (chosen,) = tune_thresholds(probs, targets, "global", metric="f1_macro", grid=spec).tolist()
+    assert chosen in threshold_grid(spec).tolist() and chosen == pytest.approx(0.22)
+    # 0.22 keeps the negative at 0.225 as a false positive (F1 = 6/7); 0.24 drops the positive at 0.23 (0.8)
+    assert multilabel_metrics(probs, targets, 0.22)["f1_macro"] == pytest.approx(6 / 7)
+
+
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [
+        ({"start": 0.1, "stop": 0.9}, "exactly the keys start, stop and step"),
+        ({"start": 0.9, "stop": 0.1, "step": 0.02}, "stop >= start"),
+        ([0.0, 0.5], "strictly between 0 and 1"),
+    ],
+)
+def test_bad_grid_is_named(grid, message):
+    with pytest.raises(ValueError, match=message):
+        threshold_grid(grid)

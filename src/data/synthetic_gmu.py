@@ -1,4 +1,4 @@
-"""``data=synthetic_gmu``: the generative model of Arevalo et al. 2017, Sec. 5.1 (Figure 5).
+"""``data=synthetic_gmu``: the generative model of Arevalo et al. 2017, Sec. 5.1 (Figure 6).
 
     C ~ Bernoulli(p_C)                      the class
     M ~ Bernoulli(p_M)                      which modality carries the class (kept per sample)

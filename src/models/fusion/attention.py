@@ -1,13 +1,21 @@
 """``fusion=attention``: bidirectional multi-head cross-attention (the 2025 MM-IMDb comparison).
 
-Every modality is projected to ``dim``; each modality's tokens then attend (``num_heads`` heads, 8
-by default) to the tokens of all the other modalities (for two modalities: text -> image and
-image -> text), with a residual connection and layer norm. The attended modalities are mean-pooled
-over their valid steps, concatenated and passed to the configured head (an MLP).
+Hessnawi et al. 2025, Eq. 3.25-3.26: Q_t = h_text W^Q, K_v = h_vision W^K, V_v = h_vision W^V,
+Attended_t = softmax(Q_t K_v^T / sqrt(d_k)) V_v, "Similarly, vision attends to text"; Sec. 4.3.3: an
+"8-head cross-attention module", the attended representations "concatenated to form a
+1024-dimensional joint representation" (2 x ``dim`` = 512), then the MLP head.
 
-Vector features are single tokens (the attention then mixes in the other modality's projected
-value); sequence features (B, T, D) keep their steps and masks, so the method also takes
-sequences directly.
+Every modality is projected to ``dim``; each modality's tokens then attend (``num_heads`` heads) to
+the tokens of all the other modalities (for two: text -> image and image -> text). With
+``residual: true`` (ours, the transformer habit) the attended output is added to the query tokens and
+layer-normalised; ``residual: false`` is Eq. 3.26 as printed (the attended representation alone).
+The attended modalities are mean-pooled over their valid steps, concatenated and passed to the head.
+
+One vector per modality is one token, so each query attends to a single key: the softmax over one
+key is always 1, and Attended_t is just the projected value of the other modality,
+W^O W^V h_vision (the attention weights carry no information). The paper's design, one DistilBERT
+[CLS] vector and one ResNet-18 vector, has the same property. Sequence features (B, T, D) keep their
+steps and masks, and there the softmax does weigh the other modality's steps.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ def _as_tokens(x: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor
 
 
 class CrossAttentionFusion(Fusion):
-    """Cross-attention of each modality over the others, pooled, concatenated, then the head."""
+    """Cross-attention of each modality over the others (optionally residual + layer norm), pooled, concatenated, then the head."""
 
     min_modalities = 2
     accepts_sequences = True
@@ -45,9 +53,11 @@ class CrossAttentionFusion(Fusion):
         dim: int = 256,
         num_heads: int = 8,
         dropout: float = 0.1,
+        residual: bool = True,
         modality_order: Sequence[str] | None = None,
     ) -> None:
         super().__init__(input_dims, num_outputs, modality_order)
+        self.residual = residual
         if dim % num_heads:
             raise ValueError(f"fusion.dim={dim} must be divisible by fusion.num_heads={num_heads}")
         self.proj = nn.ModuleDict({m: nn.Linear(self.input_dims[m], dim) for m in self.modalities})
@@ -57,7 +67,7 @@ class CrossAttentionFusion(Fusion):
                 for m in self.modalities
             }
         )
-        self.norm = nn.ModuleDict({m: nn.LayerNorm(dim) for m in self.modalities})
+        self.norm = nn.ModuleDict({m: nn.LayerNorm(dim) for m in self.modalities}) if residual else None
         self.head = build_head(head, dim * len(self.modalities), num_outputs)
 
     def forward(self, features, masks=None) -> FusionOutput:
@@ -72,7 +82,7 @@ class CrossAttentionFusion(Fusion):
             keys = torch.cat([tokens[o] for o in others], dim=1)
             key_valid = torch.cat([valid[o] for o in others], dim=1)
             attended, _ = self.attn[m](tokens[m], keys, keys, key_padding_mask=~key_valid, need_weights=False)
-            out = self.norm[m](tokens[m] + attended)
+            out = self.norm[m](tokens[m] + attended) if self.norm is not None else attended
             weights = valid[m].unsqueeze(-1).to(out.dtype)
             pooled.append((out * weights).sum(1) / weights.sum(1).clamp_min(1.0))
         return FusionOutput(logits=self.head(torch.cat(pooled, dim=-1)))

@@ -1,42 +1,82 @@
-"""BPMuLT, the Biprojection Multimodal Transformer (Moreno-Galvan et al.), and its ablations.
+"""BPMuLT, the Biprojection Multimodal Transformer (Moreno-Galvan et al.), and its Table 2 ablations.
 
-With sequence modalities M1..MK (K >= 3; L, V, A in the paper) projected to ``d_model``:
+Paper: ``../shared/reference/papers/003_4d74a6aca0cdfc29.txt`` (Sec. 4-6, Eq. 2-27, Fig. 9,
+Table 2). With sequence modalities M_1..M_K (K >= 3; L, V, A in the paper) projected to ``d_model``
+by :class:`~src.models.fusion.sequence.SequenceFusion`:
 
-- single projections S(a->b) = CT(query b, source a) for every ordered pair a != b (MulT's
-  crossmodal transformer);
-- biprojections B(a->b=>t) = CT(query t, source S(a->b)) for every target t and ordered pair (a, b)
-  of the other modalities (Eq. 2-8); for K = 3 each target has the two biprojections
-  M1->M2=>M3 and M2->M1=>M3. Each is summarised by the target's prediction token (first token
-  for a [CLS]-led text target, last real step otherwise);
-- per target, an FGMU fuses the biprojection tokens (Eq. 9-12): h_i = tanh(W_i x_i),
-  z_i = sigmoid(W_zi [x_1; ...; x_n]), h = sum_i z_i * h_i * x_i (the residual product);
-- the middle FGMU fuses the single-projection tokens into the target, S(s->t) for s != t, and the
-  two residual connections add it and the target's own projected token to the target's
-  representation: H_t = FGMU_bi + FGMU_middle + x_t (Eq. 25-27);
-- the parallel branch (Eq. 13-22): every sequence reduced to S_m steps by a learned (S_m x T_max)
-  matrix over its zero-padded steps, learned positional embeddings, ``parallel_layers``
-  self-attention layers, mean over the S_m steps, an FGMU over the K summaries -> H_P;
-- a final GMU over H_t (in modality order), the extras H_E and H_P (Eq. 23), the residual block
-  (Eq. 24) and the configured head.
+1. Single projections S(a->b) = CT(query b, source a) for every ordered pair a != b (Sec. 4.1,
+   "precisely the same in the MuLT model"): ``num_layers`` crossmodal layers.
+2. Biprojections B(a->b=>t) = CT(query t, source S(a->b)) for every target t and ordered pair
+   (a, b) of the other modalities (Sec. 4.2-4.3, Eq. 2-8): "stacking again D = 3, CT layers"
+   (``num_layers``, default 3 for both levels: the paper names the first level's last state
+   Z^[D] with the same D, Eq. 2 and 25). Eq. 7-8 are implemented as MulT's released code, see
+   :mod:`src.models.fusion.transformer`.
+3. Prediction tokens (Sec. 4.4): "last time step (last token) is used for prediction", the first
+   token for the [CLS]-led text ("we use the first token ... because this is the corresponding
+   attention of the [CLS] token"): the modality's ``summary_tokens`` entry, for S(a->b) that of b.
+4. Residual connections, Eq. 25-26: L'_1 = [B(a->b=>t)]_last + [S(a->b)]_last, i.e. each
+   biprojection token gets the token of the single projection that fed it.
+5. Top FGMU per target, Eq. 9-12 over (L'_1, L'_2): h_i = tanh(W_i x_i), one gate
+   z = sigmoid(W_z [x_1; x_2]) and H_t = z h_1 x_1 + (1 - z) h_2 x_2 (tied, z and 1 - z); for
+   K > 3 a target has (K-1)(K-2) biprojections and the k-input form of Eq. 20-22 (one gate per
+   input) applies -- paper: silent on K > 3 (it has K = 3); ours: Eq. 20-22.
+6. Middle FGMU, Eq. 27: H'_t = FGMU([S(a->b)]_last, [S(b->a)]_last) + H_t, over the single
+   projections that feed t's biprojections ("The Middle FGMU fuses the first crossmodal projections
+   to add them to the last biprojection"; Sec. 7.3 for text: "features of (A->V) and (A->V)->L are
+   mainly used"). Eq. 27 prints one argument, [Z_{M1->M2}]; we read the FGMU's two inputs as
+   that token and its mirror [Z_{M2->M1}], as the top FGMU pairs L'_1 and L'_2.
+7. Parallel branch, Eq. 13-22: each projected sequence reduced to S_m = ``parallel_len`` steps by a
+   learned (S_m x S_M) matrix (Eq. 13; ours: S_M = the batch's padded length, a column slice of a
+   (S_m x ``parallel_max_len``) matrix; padded steps are zero and add nothing), sqrt(d)-scaled
+   sinusoidal positions "defined analogously as in the first crossmodal section", D =
+   ``parallel_layers`` attention layers whose keys are the layer-0 sequence as Eq. 18 prints
+   ("SA_M[LN(Z_M^[i-1]), LN(Z_M^[0])]"), then "the first sequence token of Z_L ... and the last
+   of Z_V, Z_A" (ours: first where the modality's ``summary_tokens`` is first -- the paper's L
+   is BERT with [CLS] --, last otherwise), fused by a k-input FGMU (Eq. 20-22) -> H_P.
+8. Final GMU, Eq. 23: O = sum_i z_i tanh(W_i H_i) over H'_t (modality order), the extras H_E and
+   H_P, with "W_{1,2,3,4,5} in R^{c x d}" -- c = the number of outputs, so O are class scores --
+   and one gate per input, no biases (none printed). Paper: H_E in R^d, silent on how a
+   4096-d poster gets there; ours: W_E in R^{c x d_E} on the extra's own width (for c <= d the
+   same maps as a projection to d followed by W_5).
+9. Output, Eq. 24: O_f = W_f1 dropout(ReLU(W_f2 O)) + O with W_f1, W_f2 in R^{c x c}, no biases
+   (none printed); O_f are the logits. ``model.head`` is not used (the paper has no layer after
+   Eq. 24; a warning says so).
 
-``fusion.ablation`` selects a variant of BPMuLT Table 2:
-``no_parallel`` (no H_P), ``no_fgmu`` (every FGMU replaced by concatenation + linear),
-``no_fgmu_middle`` (no middle FGMU; the input residual stays), ``no_rc`` (no residual connections;
-the middle FGMU, which only enters through one, goes with them), ``no_fgmu_nor_rc`` (both),
-``with_transformer`` (a self-attention transformer over every biprojection before its token),
-``translating`` (decoder-style biprojections: self-attention + LayerNorm on the target before the
-crossmodal attention), ``all_transformers`` (every single-projection and biprojection token goes
-straight into the final GMU, no per-target fusion).
+``fusion.ablation`` (Table 2, Sec. 6.1) removes exactly what the paper removes (see ``PARTS``):
 
-Interpretation (per sample, batch first): ``gates`` (B, K, H) of the final GMU for the modalities in
-``self.modalities`` order (not with ``all_transformers``), ``gates_parallel`` (B, H), ``gates_top``
-(B, N, H) over all final-GMU inputs (names in ``interpretation()``), and ``fgmu_bi_<t>``,
-``fgmu_middle_<t>``, ``fgmu_parallel`` (B, n, d) FGMU gates.
+- ``no_parallel``: "the same architecture removing ... the reduced parallel fusion" (no H_P);
+- ``no_fgmu``: the top FGMU ("fusing one modality's different information with an FGMU ...
+  removing it and passing the information directly to the GMU"): each target's tokens L'_i enter
+  the final GMU as inputs of their own; the middle FGMU stays and, with no H_t to be added to,
+  enters the final GMU as its own input (paper: silent on where it goes; ours: the GMU's weighted
+  sum takes the place of Eq. 27's +);
+- ``no_fgmu_middle``: "the Fusion GMU in the middle" (Eq. 27): H'_t = H_t;
+- ``no_rc``: "the residual links from the first crossmodal projections to the biprojection"
+  (Eq. 25-26): L'_i = L_i; the middle FGMU stays (it has its own row);
+- ``no_fgmu_nor_rc``: ``no_fgmu`` and ``no_rc`` together ("No-FGMU modules nor Residual
+  Connections"; RC as the No-RC row defines it);
+- ``with_transformer``: "substituting the FGMU at the top with a transformer that receives a
+  concatenated vector": ``self_layers`` self-attention layers over the target's L'_i stacked as
+  a short sequence, mean of its outputs -> H_t (paper: silent on the axis of the concatenation
+  and on the read-out; ours: along the sequence, so that attention has positions to weigh and the
+  width stays d for Eq. 27's sum; the mean is symmetric in the inputs as the FGMU's sum is);
+- ``translating``: biprojections with "a self-attention module followed by a normalization layer"
+  on the target before the crossmodal attention (Fig. 11);
+- ``all_transformers``: on "the BPMult-no-parallel model" (Fig. 9), "all the information from the
+  biprojections and the single projections to the top GMU": every B(a->b=>t) and S(a->b) token is
+  a final-GMU input; no FGMU, no residual connection, no parallel branch.
+
+Interpretation (per sample, batch first): ``gates`` (B, K, c) of the final GMU for the modalities in
+``self.modalities`` order (only where each modality has one input H'_t), ``gates_parallel`` (B, c),
+``gates_top`` (B, N, c) over all final-GMU inputs (names in ``interpretation()``), and the FGMU
+gates ``fgmu_bi_<t>``, ``fgmu_middle_<t>``, ``fgmu_parallel`` (B, n, d; for two inputs [z, 1 - z]).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from itertools import permutations
 from typing import Any
 
@@ -48,85 +88,90 @@ from src.models.fusion.fgmu import FusionGatedUnit
 from src.models.fusion.gmu import GatedMultimodalUnit
 from src.models.fusion.mult import pair_key
 from src.models.fusion.sequence import ResidualBlock, SequenceFusion
-from src.models.fusion.transformer import CrossmodalBlock, CrossmodalTransformer, zero_padding
-from src.models.heads import build_head
+from src.models.fusion.transformer import CrossmodalTransformer, zero_padding
 
-ABLATIONS = (
-    "none",
-    "no_parallel",
-    "no_fgmu",
-    "no_fgmu_middle",
-    "no_rc",
-    "no_fgmu_nor_rc",
-    "with_transformer",
-    "translating",
-    "all_transformers",
-)
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Parts:
+    """Which parts of BPMuLT a variant keeps (Table 2 removes one or two of them)."""
+
+    parallel: bool = True  # Eq. 13-22, H_P
+    top: str = "fgmu"  # Eq. 9-12 per target: "fgmu" | "transformer" | "none" (tokens to the GMU)
+    middle: bool = True  # Eq. 27
+    residual: bool = True  # Eq. 25-26
+    translating: bool = False  # Fig. 11 biprojections
+    all_projections: bool = False  # Fig. 9: every S and B token into the final GMU
+
+
+PARTS: dict[str, Parts] = {
+    "none": Parts(),
+    "no_parallel": Parts(parallel=False),
+    "no_fgmu": Parts(top="none"),
+    "no_fgmu_middle": Parts(middle=False),
+    "no_rc": Parts(residual=False),
+    "no_fgmu_nor_rc": Parts(top="none", residual=False),
+    "with_transformer": Parts(top="transformer"),
+    "translating": Parts(translating=True),
+    "all_transformers": Parts(parallel=False, top="none", middle=False, residual=False, all_projections=True),
+}
+ABLATIONS = tuple(PARTS)
 
 
 def fusion_gated_unit(dim: int, num_inputs: int, residual_product: bool = True) -> GatedMultimodalUnit:
-    """Gated fusion of ``num_inputs`` same-width tokens with the residual product (BPMuLT Eq. 9-12).
+    """The FGMU over ``num_inputs`` d-wide tokens, no biases (BPMuLT Eq. 9-12 / 20-22).
 
-    h_i = tanh(W_i x_i), z_i = sigmoid(W_zi [x_1; ...; x_n]), h = sum_i z_i * h_i * x_i: the
-    Fusion-GMU of :mod:`src.models.fusion.fgmu` with one gate per input, no biases and the inputs
-    used as they are (all streams share the model width); ``residual_product=False`` gives the plain
-    GMU sum_i z_i * h_i. Called as ``fgmu(inputs) -> (h (B, d), gates (B, n, d))``.
+    Two inputs: the tied form of Eq. 11-12, one gate z and 1 - z. More: Eq. 20-22, one gate
+    z_i = sigmoid(W_z^i [x_1; ...; x_k]) per input. h = sum_i z_i * tanh(W_i x_i) * x_i (the residual
+    product); ``residual_product=False`` gives the plain GMU sum_i z_i * tanh(W_i x_i). Called as
+    ``fgmu(inputs) -> (h (B, d), gates (B, n, d))``.
     """
+    tied = num_inputs == 2
     if residual_product:
-        return FusionGatedUnit([dim] * num_inputs, dim, tied=False, bias=False, project="identity")
-    return GatedMultimodalUnit([dim] * num_inputs, dim, tied=False, bias=False)
+        return FusionGatedUnit([dim] * num_inputs, dim, tied=tied, bias=False, project="identity")
+    return GatedMultimodalUnit([dim] * num_inputs, dim, tied=tied, bias=False)
 
 
-class ConcatLinear(nn.Module):
-    """The ``no_fgmu`` replacement of an FGMU: W [x_1; ...; x_n] (no gates)."""
+class TokenTransformer(nn.Module):
+    """``with_transformer``'s replacement of the top FGMU: self-attention over the stacked tokens, mean."""
 
-    def __init__(self, dim: int, num_inputs: int) -> None:
+    def __init__(self, transformer: CrossmodalTransformer) -> None:
         super().__init__()
-        self.linear = nn.Linear(num_inputs * dim, dim)
+        self.transformer = transformer
 
     def forward(self, inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, None]:
-        return self.linear(torch.cat(list(inputs), dim=-1)), None
+        return self.transformer(torch.stack(list(inputs), dim=1), None).mean(dim=1), None
 
 
 class ParallelBranch(nn.Module):
-    """BPMuLT's simple parallel branch for one modality (Eq. 13-20): length reduction, positions, self-attention.
+    """BPMuLT's simple parallel branch for one modality (Eq. 13-19): reduction, positions, attention, one token.
 
-    X' = R[:, :T] X with R a learned (S_m, T_max) matrix; padded steps of X are zero, so they add
-    nothing. Then learned positions, ``num_layers`` pre-LN self-attention blocks, LayerNorm, and
-    the mean over the S_m steps.
+    X^ = W_m X with W_m the first T columns of a learned (S_m, T_max) matrix (padded steps of X are
+    zero, so they add nothing); ``encoder`` embeds X^ (sqrt(d) scale, sinusoidal positions) and runs
+    its layers with the embedded X^ as the keys of every layer (Eq. 18); the branch returns the
+    encoder's first (``token="first"``) or last (``"last"``) step of the S_m.
     """
 
-    def __init__(
-        self,
-        dim: int,
-        reduced_len: int,
-        max_len: int,
-        num_layers: int,
-        num_heads: int,
-        dropouts: Mapping[str, float],
-    ) -> None:
+    def __init__(self, reduced_len: int, max_len: int, token: str, encoder: CrossmodalTransformer) -> None:
         super().__init__()
         self.max_len = max_len
+        self.token = token
         self.reduction = nn.Parameter(torch.randn(reduced_len, max_len) / max_len**0.5)
-        self.positions = nn.Parameter(torch.zeros(reduced_len, dim))
-        nn.init.normal_(self.positions, std=0.02)
-        self.blocks = nn.ModuleList(
-            CrossmodalBlock(dim, num_heads, cross=False, **dropouts) for _ in range(num_layers)
-        )
-        self.norm = nn.LayerNorm(dim)
+        self.encoder = encoder
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def reduce(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Eq. 13: (B, T, d) -> (B, S_m, d)."""
         if x.shape[1] > self.max_len:
             raise ValueError(
                 f"parallel branch: sequence of {x.shape[1]} steps exceeds fusion.parallel_max_len={self.max_len}"
             )
-        reduced = torch.einsum(
-            "st,btd->bsd", self.reduction[:, : x.shape[1]].to(x.dtype), zero_padding(x, mask)
-        )
-        reduced = reduced + self.positions.to(x.dtype)
-        for block in self.blocks:
-            reduced = block(reduced, None)
-        return self.norm(reduced).mean(dim=1)
+        return torch.einsum("st,btd->bsd", self.reduction[:, : x.shape[1]].to(x.dtype), zero_padding(x, mask))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        reduced = self.reduce(x, mask)
+        encoded = self.encoder(reduced, None, reduced, None)
+        return encoded[:, 0] if self.token == "first" else encoded[:, -1]
 
 
 class BPMuLTFusion(SequenceFusion):
@@ -142,7 +187,7 @@ class BPMuLTFusion(SequenceFusion):
         ablation: str = "none",
         d_model: int = 30,
         num_heads: int = 5,
-        num_layers: int = 5,
+        num_layers: int = 3,
         self_layers: int = 3,
         attn_dropout: float = 0.1,
         relu_dropout: float = 0.1,
@@ -153,7 +198,6 @@ class BPMuLTFusion(SequenceFusion):
         parallel_len: int = 32,
         parallel_max_len: int = 1024,
         parallel_layers: int = 3,
-        top_hidden: int = 128,
         extras: Sequence[str] = (),
         kernel_sizes: int | Mapping[str, int] = 1,
         summary_tokens: Mapping[str, str] | None = None,
@@ -162,124 +206,134 @@ class BPMuLTFusion(SequenceFusion):
         super().__init__(
             input_dims, num_outputs, d_model, extras, kernel_sizes, summary_tokens, modality_order
         )
-        if ablation not in ABLATIONS:
+        if ablation not in PARTS:
             raise ValueError(f"fusion.ablation={ablation!r}: expected one of {ABLATIONS}")
         self.ablation = ablation
-        self.use_parallel = ablation != "no_parallel"
-        self.per_target = ablation != "all_transformers"
-        self.residual_connections = self.per_target and ablation not in ("no_rc", "no_fgmu_nor_rc")
-        self.use_middle = self.residual_connections and ablation != "no_fgmu_middle"
-        gated = ablation not in ("no_fgmu", "no_fgmu_nor_rc")
-        dropouts = {"attn_dropout": attn_dropout, "relu_dropout": relu_dropout, "res_dropout": res_dropout}
+        self.parts = parts = PARTS[ablation]
+        self.head_config = dict(head)
+        log.warning(
+            "fusion=bpmult ends in BPMuLT Eq. 24's %d class scores; model.head %s is not used",
+            num_outputs,
+            self.head_config,
+        )
 
         def transformer(layers: int, decoder: bool = False, cross: bool = True) -> CrossmodalTransformer:
             return CrossmodalTransformer(
                 d_model,
                 layers,
                 num_heads,
+                attn_dropout=attn_dropout,
+                relu_dropout=relu_dropout,
+                res_dropout=res_dropout,
                 embed_dropout=embed_dropout,
                 decoder=decoder,
                 cross=cross,
-                **dropouts,
             )
-
-        def fusion(n: int) -> nn.Module:
-            return fusion_gated_unit(d_model, n, residual_product) if gated else ConcatLinear(d_model, n)
 
         self.pairs = list(permutations(self.sequences, 2))
         self.triples = [(a, b, t) for t in self.sequences for a, b in self.pairs if t not in (a, b)]
         self.single = nn.ModuleDict({pair_key(a, b): transformer(num_layers) for a, b in self.pairs})
         self.bi = nn.ModuleDict(
-            {
-                self._bi_key(*abt): transformer(num_layers, decoder=ablation == "translating")
-                for abt in self.triples
-            }
-        )
-        self.bi_memory = (
-            nn.ModuleDict({self._bi_key(*abt): transformer(self_layers, cross=False) for abt in self.triples})
-            if ablation == "with_transformer"
-            else None
+            {self.bi_key(*abt): transformer(num_layers, decoder=parts.translating) for abt in self.triples}
         )
         n_bi = len(self.triples) // len(self.sequences)
-        if self.per_target:
-            self.fuse_bi = nn.ModuleDict({t: fusion(n_bi) for t in self.sequences})
-        if self.use_middle:
-            self.fuse_middle = nn.ModuleDict({t: fusion(len(self.sequences) - 1) for t in self.sequences})
-        if self.use_parallel:
+        if parts.top == "fgmu":
+            self.fuse_bi = nn.ModuleDict(
+                {t: fusion_gated_unit(d_model, n_bi, residual_product) for t in self.sequences}
+            )
+        elif parts.top == "transformer":
+            self.fuse_bi = nn.ModuleDict(
+                {t: TokenTransformer(transformer(self_layers, cross=False)) for t in self.sequences}
+            )
+        if parts.middle:
+            self.fuse_middle = nn.ModuleDict(
+                {t: fusion_gated_unit(d_model, n_bi, residual_product) for t in self.sequences}
+            )
+        if parts.parallel:
             self.parallel = nn.ModuleDict(
                 {
                     m: ParallelBranch(
-                        d_model, parallel_len, parallel_max_len, parallel_layers, num_heads, dropouts
+                        parallel_len, parallel_max_len, self.summary_tokens[m], transformer(parallel_layers)
                     )
                     for m in self.sequences
                 }
             )
-            self.fuse_parallel = fusion(len(self.sequences))
+            self.fuse_parallel = fusion_gated_unit(d_model, len(self.sequences), residual_product)
 
-        if self.per_target:
-            self.top_inputs = [m if m in self.extras else f"H_{m}" for m in self.modalities]
-        else:
-            self.top_inputs = [f"S_{pair_key(a, b)}" for a, b in self.pairs] + [
-                f"B_{self._bi_key(*abt)}" for abt in self.triples
-            ]
-            self.top_inputs += self.extras
-        if self.use_parallel:
+        self.top_inputs = []
+        for m in self.modalities:
+            if m in self.extras:
+                self.top_inputs.append(m)
+            elif parts.all_projections:
+                self.top_inputs += [f"B_{self.bi_key(*abt)}" for abt in self.triples if abt[2] == m]
+                self.top_inputs += [f"S_{pair_key(s, m)}" for s in self.sequences if s != m]
+            elif parts.top == "none":
+                self.top_inputs += [f"B_{self.bi_key(*abt)}" for abt in self.triples if abt[2] == m]
+                self.top_inputs += [f"M_{m}"] if parts.middle else []
+            else:
+                self.top_inputs.append(f"H_{m}")
+        if parts.parallel:
             self.top_inputs.append("H_parallel")
         dims = [self.input_dims[name] if name in self.extras else d_model for name in self.top_inputs]
-        self.top = GatedMultimodalUnit(dims, top_hidden, tied=False)
-        self.residual = ResidualBlock(top_hidden, out_dropout)
-        self.out_dropout = nn.Dropout(out_dropout)
-        self.head = build_head(head, top_hidden, num_outputs)
+        self.top = GatedMultimodalUnit(dims, num_outputs, tied=False, bias=False)
+        self.residual = ResidualBlock(num_outputs, out_dropout, bias=False)
 
     @staticmethod
-    def _bi_key(a: str, b: str, t: str) -> str:
+    def bi_key(a: str, b: str, t: str) -> str:
+        """ModuleDict key of the biprojection B(a->b=>t)."""
         return f"{a}_to_{b}_to_{t}"
 
     def interpretation(self) -> dict[str, Any]:
-        return {"ablation": self.ablation, "top_gmu_inputs": list(self.top_inputs)}
+        return {
+            "ablation": self.ablation,
+            "top_gmu_inputs": list(self.top_inputs),
+            "head": f"not used: the outputs are Eq. 24's O_f (configured: {self.head_config})",
+        }
 
     def forward(self, features, masks=None) -> FusionOutput:
         x, mask, extras = self.project(features, masks)
+        parts = self.parts
         interpret: dict[str, torch.Tensor] = {}
         single = {(a, b): self.single[pair_key(a, b)](x[b], mask[b], x[a], mask[a]) for a, b in self.pairs}
+        single_tokens = {(a, b): self.summary(b, z, mask[b]) for (a, b), z in single.items()}
         bi_tokens: dict[tuple[str, str, str], torch.Tensor] = {}
         for a, b, t in self.triples:
-            key = self._bi_key(a, b, t)
-            projected = self.bi[key](x[t], mask[t], single[a, b], mask[b])
-            if self.bi_memory is not None:
-                projected = self.bi_memory[key](projected, mask[t])
+            projected = self.bi[self.bi_key(a, b, t)](x[t], mask[t], single[a, b], mask[b])
             bi_tokens[a, b, t] = self.summary(t, projected, mask[t])
+            if parts.residual:  # Eq. 25-26
+                bi_tokens[a, b, t] = bi_tokens[a, b, t] + single_tokens[a, b]
 
         top: dict[str, torch.Tensor] = dict(extras)
-        if self.per_target:
-            for t in self.sequences:
-                fused, gates = self.fuse_bi[t]([bi_tokens[abt] for abt in self.triples if abt[2] == t])
-                self._record(interpret, f"fgmu_bi_{t}", gates)
-                if self.residual_connections:
-                    fused = fused + self.summary(t, x[t], mask[t])
-                if self.use_middle:
-                    middle, gates = self.fuse_middle[t](
-                        [self.summary(t, single[s, t], mask[t]) for s in self.sequences if s != t]
-                    )
-                    self._record(interpret, f"fgmu_middle_{t}", gates)
-                    fused = fused + middle
-                top[f"H_{t}"] = fused
-        else:
-            top.update({f"S_{pair_key(a, b)}": self.summary(b, single[a, b], mask[b]) for a, b in self.pairs})
-            top.update({f"B_{self._bi_key(*abt)}": token for abt, token in bi_tokens.items()})
-        if self.use_parallel:
+        for t in self.sequences:
+            own = [abt for abt in self.triples if abt[2] == t]
+            if parts.all_projections:
+                top.update({f"B_{self.bi_key(*abt)}": bi_tokens[abt] for abt in own})
+                top.update({f"S_{pair_key(s, t)}": single_tokens[s, t] for s in self.sequences if s != t})
+                continue
+            middle = None
+            if parts.middle:  # Eq. 27
+                middle, gates = self.fuse_middle[t]([single_tokens[a, b] for a, b, _ in own])
+                self._record(interpret, f"fgmu_middle_{t}", gates)
+            if parts.top == "none":
+                top.update({f"B_{self.bi_key(*abt)}": bi_tokens[abt] for abt in own})
+                if middle is not None:
+                    top[f"M_{t}"] = middle
+                continue
+            fused, gates = self.fuse_bi[t]([bi_tokens[abt] for abt in own])  # Eq. 9-12
+            self._record(interpret, f"fgmu_bi_{t}", gates)
+            top[f"H_{t}"] = fused if middle is None else fused + middle
+        if parts.parallel:
             summaries = [self.parallel[m](x[m], mask[m]) for m in self.sequences]
-            top["H_parallel"], gates = self.fuse_parallel(summaries)
+            top["H_parallel"], gates = self.fuse_parallel(summaries)  # Eq. 20-22
             self._record(interpret, "fgmu_parallel", gates)
 
-        fused, gates = self.top([top[name] for name in self.top_inputs])
+        scores, gates = self.top([top[name] for name in self.top_inputs])  # Eq. 23
         interpret["gates_top"] = gates
-        if self.per_target:
+        if len(self.top_inputs) == len(self.modalities) + parts.parallel:
             interpret["gates"] = gates[:, : len(self.modalities)]
-        if self.use_parallel:
+        if parts.parallel:
             interpret["gates_parallel"] = gates[:, -1]
-        logits = self.head(self.out_dropout(self.residual(fused)))
-        return FusionOutput(logits=logits, interpret=interpret)
+        return FusionOutput(logits=self.residual(scores), interpret=interpret)  # Eq. 24
 
     @staticmethod
     def _record(interpret: dict[str, torch.Tensor], name: str, gates: torch.Tensor | None) -> None:

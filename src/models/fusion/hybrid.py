@@ -1,9 +1,22 @@
-"""``fusion=hybrid_early_late``: early GMU fusion combined with late MuLT-GMU fusion (Moreno 2021).
+"""``fusion=hybrid_early_late``: our reading of Moreno 2021's hybrid early-late fusion.
 
-Early: every projected sequence is averaged over its real steps and a K-input GMU fuses them
-with the extras (h_early). Late: MuLT-GMU's fused per-target summaries (h_late, see
-:mod:`src.models.fusion.mult`). A final bimodal GMU, z * tanh(W_e h_early) +
-(1 - z) * tanh(W_l h_late), combines the two before the residual block and the head.
+The report (``../shared/reference/papers/002_389f6b24beff01b6.txt``) prints no equations. What it
+says of the design: "we propose a novel architecture that takes this architecture [MuLT-GMU, its
+reference 7] ... and we add a hybrid fusion method to get a prediction of a movie genre" (Sec.
+4.2); "Part in color corresponds to the exact architecture on [7]" (Fig. 1, whose drawing is not in
+our copy); "We have proposed a novel way to fuse data with a GMU on early fusion and a hybrid
+fusion to get a prediction" (Sec. 6); the idea comes from its reference 5, where "a hybrid
+combination of features improves emotion detection by remembering original data" (Sec. 2).
+
+Paper: silent on every layer below; ours, as one reading of those sentences:
+
+- early: every projected sequence averaged over its real steps and a K-input GMU over them and the
+  extras -> h_early (the "GMU on early fusion", fed the "original data" before any crossmodal
+  attention);
+- late: MuLT-GMU's fused per-target summaries -> h_late (the exact architecture of [7], see
+  :mod:`src.models.fusion.mult`);
+- hybrid: a bimodal tied GMU, z * tanh(W_e h_early) + (1 - z) * tanh(W_l h_late), then MulT's
+  residual block and the configured head.
 
 Interpretation: ``gates`` (B, K, H) of the late MuLT-GMU, ``gates_early`` (B, K, H) of the
 early GMU, both in ``self.modalities`` order, and ``gates_final`` (B, 2, H) = [z, 1 - z] for

@@ -11,6 +11,14 @@ layer exactly).
 (poster, metadata vectors), are fused by a K-input GMU (Arevalo et al. 2017, Figure 2a) instead of
 concatenated; the gates are exported per sample as ``interpret["gates"]`` (B, K, H) in
 ``self.modalities`` order.
+
+``transformer_encoder: false`` drops the per-target self-attention transformer (MulT Eq. 6): the
+summary token of every crossmodal output s -> t goes to the GMU (or the concatenation) as an input
+of its own. With ``combine: gmu`` this is BPMuLT's Table 1 row "MuLT-GMU-no-transf-encoder"
+(BPMuLT, Sec. 6.1: "the best performance of the Mult-GMU model is when all crossmodal (single
+projection in gray) are given to the GMU"). Its inputs, in ``self.modalities`` order with each
+target's s -> t in modality order, are named by ``interpretation()["top_gmu_inputs"]``; their gates
+are ``interpret["gates_top"]`` (B, N, H), and ``gates`` (one input per modality) is not written.
 """
 
 from __future__ import annotations
@@ -54,6 +62,7 @@ class MulTFusion(SequenceFusion):
         out_dropout: float = 0.0,
         combine: str = "concat",
         gmu_hidden: int = 128,
+        transformer_encoder: bool = True,
         extras: Sequence[str] = (),
         kernel_sizes: int | Mapping[str, int] = 1,
         summary_tokens: Mapping[str, str] | None = None,
@@ -76,16 +85,33 @@ class MulTFusion(SequenceFusion):
                 if s != t
             }
         )
+        self.transformer_encoder = transformer_encoder
         memory_dim = (len(self.sequences) - 1) * d_model
-        self.memory = nn.ModuleDict(
-            {
-                t: CrossmodalTransformer(
-                    memory_dim, self_layers, num_heads, embed_dropout=embed_dropout, cross=False, **dropouts
-                )
-                for t in self.sequences
-            }
-        )
-        dims = [memory_dim if m in self.sequences else self.input_dims[m] for m in self.modalities]
+        if transformer_encoder:
+            self.memory = nn.ModuleDict(
+                {
+                    t: CrossmodalTransformer(
+                        memory_dim,
+                        self_layers,
+                        num_heads,
+                        embed_dropout=embed_dropout,
+                        cross=False,
+                        **dropouts,
+                    )
+                    for t in self.sequences
+                }
+            )
+            self.top_inputs = list(self.modalities)
+        else:
+            self.top_inputs = [
+                name
+                for m in self.modalities
+                for name in ([m] if m in self.extras else [pair_key(s, m) for s in self.sequences if s != m])
+            ]
+        dims = [
+            self.input_dims[name] if name in self.extras else memory_dim if transformer_encoder else d_model
+            for name in self.top_inputs
+        ]
         if combine == "gmu":
             self.gmu = GatedMultimodalUnit(dims, gmu_hidden, tied=False)
             self.fused_dim = gmu_hidden
@@ -95,18 +121,25 @@ class MulTFusion(SequenceFusion):
         self.out_dropout = nn.Dropout(out_dropout)
         self.head = build_head(head, self.fused_dim, num_outputs)
 
+    def interpretation(self) -> dict[str, Any]:
+        return {"top_gmu_inputs": list(self.top_inputs)} if self.combine == "gmu" else {}
+
     def target_summaries(
         self, sequences: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]
     ) -> dict[str, torch.Tensor]:
-        """Per target t: [s -> t for s != t] concatenated, self-attention, summary step (MulT Eq. 3-6)."""
+        """Per target t: [s -> t for s != t] concatenated, self-attention, summary step (MulT Eq. 3-6);
+        without the transformer encoder, the summary step of each s -> t, keyed ``<s>_to_<t>``."""
         summaries = {}
         for t in self.sequences:
-            crossed = [
-                self.crossmodal[pair_key(s, t)](sequences[t], masks[t], sequences[s], masks[s])
+            crossed = {
+                s: self.crossmodal[pair_key(s, t)](sequences[t], masks[t], sequences[s], masks[s])
                 for s in self.sequences
                 if s != t
-            ]
-            memory = self.memory[t](torch.cat(crossed, dim=-1), masks[t])
+            }
+            if not self.transformer_encoder:
+                summaries.update({pair_key(s, t): self.summary(t, z, masks[t]) for s, z in crossed.items()})
+                continue
+            memory = self.memory[t](torch.cat(list(crossed.values()), dim=-1), masks[t])
             summaries[t] = self.summary(t, memory, masks[t])
         return summaries
 
@@ -118,10 +151,10 @@ class MulTFusion(SequenceFusion):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The fused (B, fused_dim) representation of projected inputs before the residual block, and its gates."""
         parts = {**self.target_summaries(sequences, masks), **extras}
-        inputs = [parts[m] for m in self.modalities]
+        inputs = [parts[name] for name in self.top_inputs]
         if self.combine == "gmu":
             fused, gates = self.gmu(inputs)
-            return fused, {"gates": gates}
+            return fused, {"gates" if self.transformer_encoder else "gates_top": gates}
         return torch.cat(inputs, dim=-1), {}
 
     def forward(self, features, masks=None) -> FusionOutput:

@@ -130,11 +130,16 @@ class SequenceFusion(Fusion):
 
 
 class ResidualBlock(nn.Module):
-    """h + W_2 dropout(ReLU(W_1 h)): the residual projection before MulT's output layer (BPMuLT Eq. 24)."""
+    """h + W_1 dropout(ReLU(W_2 h)): the residual projection before MulT's output layer, BPMuLT Eq. 24.
 
-    def __init__(self, dim: int, dropout: float) -> None:
+    MulT's code has biases (``bias=True``); BPMuLT Eq. 24 prints none (``bias=False``).
+    """
+
+    def __init__(self, dim: int, dropout: float, bias: bool = True) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(dim, dim))
+        self.net = nn.Sequential(
+            nn.Linear(dim, dim, bias=bias), nn.ReLU(), nn.Dropout(dropout), nn.Linear(dim, dim, bias=bias)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.net(x)

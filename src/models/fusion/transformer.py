@@ -11,6 +11,19 @@ False) are never attended to, so changing them never changes a real step's outpu
 separate, as in MulT: ``attn_dropout`` (attention weights), ``relu_dropout`` (inside the
 feed-forward), ``res_dropout`` (each sub-layer's output before the residual sum) and
 ``embed_dropout`` (after the scaled input plus sinusoidal positions).
+
+Printed equations vs. MulT's released code (BPMuLT issue point 10). MulT's paper and BPMuLT's
+Eq. 7-8 print the residual as the *normalised* input, Z^ = CM(LN(Z), LN(X_s)) + LN(Z) and
+Z = f(LN(Z^)) + LN(Z^), and BPMuLT's Eq. 7 takes the source as LN(Z_{M1->M2}^[D]) without
+re-embedding it. We follow MulT's released code (``modules/transformer.py`` of
+github.com/yaohungt/Multimodal-Transformer), which MuLT-GMU and BPMuLT build on (BPMuLT Sec. 4.1:
+"precisely the same in the MuLT model"; Sec. 4.3: "we use the exact attention mechanism described
+before"): the residual is the un-normalised input (x + sublayer(LN(x))), and every source is
+embedded like the target (sqrt(d) scale, sinusoidal positions, embedding dropout) by the
+transformer that reads it, so a biprojection re-embeds the single projection's output. Where we
+differ from that code: the query and the source have a LayerNorm each (the code shares one; the
+equations write LN for both), positions count from 0 (the code: from 1), and padded steps are
+masked out of attention (the code has no padding mask).
 """
 
 from __future__ import annotations
@@ -89,8 +102,10 @@ class CrossmodalBlock(nn.Module):
     """One pre-LayerNorm block: [self-attention,] (cross-)attention and feed-forward, each residual.
 
     ``cross=False`` makes it a self-attention block (no source, no source LayerNorm).
-    ``decoder=True`` adds a masked self-attention sub-layer on the target before the crossmodal
-    attention (the decoder-style "translating" biprojection of the BPMuLT ablations).
+    ``decoder=True`` first applies, on the target, self-attention (padded steps masked) followed by a
+    LayerNorm, LN(x + SA(x)) as in Vaswani et al.'s decoder: BPMuLT's "translating" biprojection
+    (Sec. 6.1, Fig. 11: "It is just adding a self-attention module followed by a normalization
+    layer"; the residual is Vaswani's, which the ablation says it follows).
     """
 
     def __init__(
@@ -123,8 +138,7 @@ class CrossmodalBlock(nn.Module):
         source_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if self.self_attention is not None:
-            normed = self.self_norm(x)
-            x = x + self.res_dropout(self.self_attention(normed, normed, x_mask))
+            x = self.self_norm(x + self.res_dropout(self.self_attention(x, x, x_mask)))
         query = self.query_norm(x)
         if (source is None) != (self.source_norm is None):
             raise ValueError("a crossmodal block needs a source sequence; a self-attention block takes none")
