@@ -31,7 +31,7 @@ bench: ## Benchmarks (speed and memory targets); results in bench_out/
 	@for suite in $$($(BIN)/python -c "from src.bench.__main__ import suites; print(' '.join(suites()))"); do \
 		echo "== bench $$suite"; $(BIN)/python -m src.bench $$suite --out bench_out/$$suite.md || exit 1; done
 
-reproduce-cpu: ## Regenerate docs/results/ on CPU (synthetic, CentralNet digits/MNIST/avMNIST; about an hour on 2 cores)
+reproduce-cpu: ## Regenerate docs/results/ on CPU (synthetic, CentralNet digits/MNIST/avMNIST; about 1.5 h on 2 cores)
 	PY=$(BIN)/python bash scripts/reproduce_cpu.sh
 
 lint: ## Ruff lint

@@ -14,6 +14,8 @@ from src.interpret import alpha_percentages, favoured_modality, gate_shares, wri
 from src.models.fusion.build import build_fusion
 from src.models.fusion.centralnet import CentralNetFusion
 from src.models.fusion.common import to_logits, to_scores
+from src.models.fusion.concat import ScoreConcatFusion
+from src.models.fusion.ensemble import EnsembleFusion
 from src.models.fusion.fgmu import FusionGatedUnit
 from src.models.fusion.gmu import GatedMultimodalUnit
 from src.models.fusion.late import AvgProbsFusion, LateFusion, WeightedMeanFusion
@@ -132,6 +134,60 @@ def test_avg_probs_and_weighted_mean_multiclass():
     assert set(out.aux_logits) == {"a", "b"}
 
 
+def test_score_concat_is_a_linear_perceptron_on_the_unimodal_scores():
+    """CentralNet's "Concat": the unimodal softmax scores [p_a; p_b] concatenated, then W [p_a; p_b] + b
+    (hand-set W, b); aux_losses=true ("Concat + Multi-Task") also returns the unimodal logits."""
+    fusion = ScoreConcatFusion({"a": 1, "b": 1}, 2, LINEAR, task="multiclass")
+    _two_heads(fusion, [0.0, 0.0], [np.log(3.0), 0.0])  # p_a = [.5, .5], p_b = [.75, .25]
+    assert fusion.perceptron.weight.shape == (2, 4)
+    set_linear(fusion.perceptron, [[1.0, 0.0, 2.0, 0.0], [0.0, -1.0, 0.0, 4.0]], [0.5, 0.0])
+    out = fusion({"a": torch.zeros(1, 1), "b": torch.zeros(1, 1)})
+    assert torch.allclose(out.logits, torch.tensor([[0.5 + 0.5 + 1.5, -0.5 + 1.0]]), atol=1e-6)
+    assert out.aux_logits == {}
+    multitask = ScoreConcatFusion({"a": 1, "b": 1}, 2, LINEAR, task="multiclass", aux_losses=True)
+    assert set(multitask({"a": torch.zeros(1, 1), "b": torch.zeros(1, 1)}).aux_logits) == {"a", "b"}
+    # multilabel scores are sigmoids: a head at logit 0 contributes 0.5 per label
+    multilabel = ScoreConcatFusion({"a": 1, "b": 1}, 1, LINEAR, task="multilabel")
+    _two_heads(multilabel, [0.0], [0.0])
+    set_linear(multilabel.perceptron, [[2.0, 4.0]], [0.0])
+    assert multilabel({"a": torch.zeros(1, 1), "b": torch.zeros(1, 1)}).logits.item() == pytest.approx(3.0)
+
+
+def test_ensemble_of_whole_networks_on_one_input():
+    """Table 2's "Ensemble 3 classifiers" on the original images: three independent networks of the
+    same input (conv stages on its (C, H, W) shape), their softmax scores averaged."""
+    shapes = {"original": [1, 4, 4], "view1": [1, 4, 4]}
+    networks = {"conv_channels": [2], "conv_kernel": 3, "hidden_dims": [3], "batch_norm": False}
+    fusion = EnsembleFusion(
+        {"original": 16, "view1": 16},
+        2,
+        LINEAR,
+        task="multiclass",
+        input_shapes=shapes,
+        members=["original"] * 3,
+        networks=networks,
+    )
+    assert list(fusion.classifiers) == ["member0_original", "member1_original", "member2_original"]
+    assert isinstance(fusion.classifiers["member0_original"][0][0], nn.Conv2d)
+    first, second = (fusion.classifiers[k][0][0].weight for k in ("member0_original", "member1_original"))
+    assert first.data_ptr() != second.data_ptr()
+    x = {"original": torch.randn(5, 16), "view1": torch.randn(5, 16)}
+    out = fusion(x)
+    members = []
+    for key in fusion.keys:
+        h = x["original"].reshape(5, 1, 4, 4)
+        for stage in fusion.classifiers[key]:
+            h = stage(h)
+        members.append(h)
+    assert torch.allclose(out.logits.softmax(-1), torch.stack(members).softmax(-1).mean(0), atol=1e-6)
+    assert all(torch.allclose(out.aux_logits[k], h) for k, h in zip(fusion.keys, members, strict=True))
+    assert torch.equal(fusion({**x, "view1": torch.randn(5, 16)}).logits, out.logits)  # view1 unused
+    with pytest.raises(ValueError, match="'fused' has none"):
+        EnsembleFusion(
+            {"a": 2, "b": 2}, 2, LINEAR, task="multiclass", members=["a", "fused"], networks=networks
+        )
+
+
 def test_moe_uniform_gates_average_the_experts():
     moe = MoEFusion({"a": 1, "b": 1}, 2, LINEAR, task="multilabel", gating="tied")
     for m, value in (("a", [0.0, 2.0]), ("b", [2.0, 0.0])):
@@ -157,31 +213,83 @@ def test_unimodal_ignores_the_other_modalities():
         UnimodalFusion({"text": 2, "image": 3}, 2, LINEAR)
 
 
-def test_centralnet_hand_set_alphas_reproduce_eq1():
-    """Dense CentralNet, no batch norm: recompute Eq. 1 at every depth from the stages themselves."""
-    net = CentralNetFusion(
-        {"a": 2, "b": 3}, 2, LINEAR, input_shapes={"a": [2], "b": [3]}, hidden_dims=[4], batch_norm=False
-    )
-    assert torch.allclose(net.alphas[0, 1:], torch.tensor([0.5, 0.5]))  # the first sum is an average
-    assert torch.allclose(net.alphas[1], torch.full((3,), 1 / 3))
-    with torch.no_grad():
-        net.alphas.copy_(torch.tensor([[0.0, 0.2, 0.8], [0.5, 0.3, 0.2], [0.1, 0.6, 0.3]]))
-    xa, xb = torch.randn(5, 2), torch.randn(5, 3)
-    out = net({"a": xa, "b": xb})
+def _dense_centralnet(**options) -> CentralNetFusion:
+    """Dense CentralNet without batch norm on inputs a (2-d, padded to 3) and b (3-d), one hidden stage."""
+    options = {"task": "multiclass", "hidden_dims": [4], "batch_norm": False, **options}
+    return CentralNetFusion({"a": 2, "b": 3}, 2, LINEAR, input_shapes={"a": [2], "b": [3]}, **options)
+
+
+def _centralnet_by_hand(net: CentralNetFusion, xa, xb, scale: tuple[float, float, float]):
+    """Eq. 3 recomputed from the stages (scale = alpha_modalities at depths 0, 1, 2; 1 = Eq. 1) with
+    the alphas hand-set below; returns the central prediction and the two unimodal ones."""
     ha, hb = net.unimodal["a"][0](xa), net.unimodal["b"][0](xb)
     oa, ob = net.unimodal["a"][1](ha), net.unimodal["b"][1](hb)
-    c1 = net.central[0](0.2 * nn.functional.pad(xa, (0, 1)) + 0.8 * xb)  # text padded 2 -> 3
-    c2 = net.central[1](0.5 * c1 + 0.3 * ha + 0.2 * hb)
+    c1 = net.central[0](scale[0] * (0.2 * nn.functional.pad(xa, (0, 1)) + 0.8 * xb))  # a padded 2 -> 3
+    c2 = net.central[1](0.5 * c1 + scale[1] * (0.3 * ha + 0.2 * hb))
+    return c2, oa, ob
+
+
+HAND_SET_ALPHAS = [[0.0, 0.2, 0.8], [0.5, 0.3, 0.2], [0.1, 0.6, 0.3]]
+
+
+def test_centralnet_hand_set_alphas_reproduce_eq1():
+    """Eq. 1 at every depth, recomputed from the stages themselves; the output sums logits."""
+    net = _dense_centralnet(form="eq1", output="logits")
+    assert torch.allclose(net.alphas[0, 1:], torch.tensor([0.5, 0.5]))  # the first sum is an average
+    assert torch.allclose(net.alphas[1], torch.full((3,), 1 / 3))
+    assert net.modality_scale is None
+    with torch.no_grad():
+        net.alphas.copy_(torch.tensor(HAND_SET_ALPHAS))
+    xa, xb = torch.randn(5, 2), torch.randn(5, 3)
+    out = net({"a": xa, "b": xb})
+    c2, oa, ob = _centralnet_by_hand(net, xa, xb, (1.0, 1.0, 1.0))
     assert torch.allclose(out.logits, 0.1 * c2 + 0.6 * oa + 0.3 * ob, atol=1e-6)
     assert torch.allclose(out.aux_logits["a"], oa) and torch.allclose(out.aux_logits["b"], ob)
     rows = net.interpretation()["centralnet_alphas"]
     assert rows[1] == pytest.approx({"depth": 1, "central": 0.5, "a": 0.3, "b": 0.2})
 
 
-def test_centralnet_eq3_scales_the_modality_sum_and_conv_branch():
+def test_centralnet_eq3_has_one_alpha_modalities_for_every_depth():
+    """Eq. 3 writes alpha_modalities without a layer index: one scalar scales the modality sum at
+    every depth (eq3_per_depth keeps one per depth)."""
+    net = _dense_centralnet(form="eq3", output="logits")
+    assert net.modality_scale.shape == (1,)
+    assert _dense_centralnet(form="eq3_per_depth").modality_scale.shape == (3,)
+    with torch.no_grad():
+        net.alphas.copy_(torch.tensor(HAND_SET_ALPHAS))
+        net.modality_scale.fill_(2.0)
+    xa, xb = torch.randn(5, 2), torch.randn(5, 3)
+    c2, oa, ob = _centralnet_by_hand(net, xa, xb, (2.0, 2.0, 2.0))
+    expected = 0.1 * c2 + 2.0 * (0.6 * oa + 0.3 * ob)
+    assert torch.allclose(net({"a": xa, "b": xb}).logits, expected, atol=1e-6)
+    rows = net.interpretation()["centralnet_alphas"]
+    assert rows[2] == pytest.approx({"depth": 2, "central": 0.1, "a": 1.2, "b": 0.6})
+
+
+def test_centralnet_output_sums_the_pred_layers_softmax_scores():
+    """output=scores (Table 1: Pred = fully connected + softmax): the last weighted sum runs over the
+    three softmax distributions and, renormalised, is the prediction (logits = its log)."""
+    net = _dense_centralnet(form="eq1", output="scores")
+    with torch.no_grad():
+        net.alphas.copy_(torch.tensor(HAND_SET_ALPHAS))
+    xa, xb = torch.randn(5, 2), torch.randn(5, 3)
+    c2, oa, ob = _centralnet_by_hand(net, xa, xb, (1.0, 1.0, 1.0))
+    p = 0.1 * c2.softmax(-1) + 0.6 * oa.softmax(-1) + 0.3 * ob.softmax(-1)  # alphas sum to 1 here
+    out = net({"a": xa, "b": xb})
+    assert torch.allclose(out.logits.softmax(-1), p, atol=1e-6)
+    assert torch.allclose(out.logits, p.log(), atol=1e-5)
+    with torch.no_grad():
+        net.alphas[2].mul_(4.0)  # weights summing to 4: the same distribution after renormalising
+    assert torch.allclose(net({"a": xa, "b": xb}).logits.softmax(-1), p, atol=1e-6)
+    with pytest.raises(ValueError, match="fusion.output"):
+        _dense_centralnet(output="probs")
+
+
+def test_centralnet_eq3_conv_branch_and_bad_form():
     net = CentralNetFusion(
-        {"a": 64, "b": 64}, 10, LINEAR, input_shapes={"a": [1, 8, 8], "b": [1, 8, 8]}, form="eq3"
+        {"a": 64, "b": 64}, 10, LINEAR, task="multiclass", input_shapes={"a": [1, 8, 8], "b": [1, 8, 8]}
     )
+    assert net.form == "eq3" and net.output == "scores"  # the paper's form and Pred layers by default
     assert net.branch == "conv" and isinstance(net.central[0][0], nn.Conv2d)
     with torch.no_grad():
         net.modality_scale.fill_(2.0)
@@ -189,7 +297,7 @@ def test_centralnet_eq3_scales_the_modality_sum_and_conv_branch():
     assert rows[0]["a"] == pytest.approx(1.0) and rows[1]["central"] == pytest.approx(1 / 3)
     assert net({"a": torch.randn(3, 64), "b": torch.randn(3, 64)}).logits.shape == (3, 10)
     with pytest.raises(ValueError, match="fusion.form"):
-        CentralNetFusion({"a": 2, "b": 2}, 2, LINEAR, input_shapes={"a": [2], "b": [2]}, form="eq2")
+        _dense_centralnet(form="eq2")
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ class DigitsDataModule(FusionDataModule):
         self,
         energy: float = 0.5,
         share_ratio: float = 0.5,
+        share_by: str = "vectors",
         split_fractions: Sequence[float] = (0.6, 0.2, 0.2),
         split_seed: int = 0,
         include_original: bool = False,
@@ -33,7 +34,9 @@ class DigitsDataModule(FusionDataModule):
         self._images = (digits.images / 16.0).astype(np.float32)  # (N, 8, 8) in [0, 1]
         self._labels = digits.target.astype(np.int64)
         self._indices = stratified_split(self._labels, split_fractions, split_seed)
-        self.views = PCAViews.fit(self._images[self._indices["train"]], energy, share_ratio)
+        self.views = PCAViews.fit(
+            self._images[self._indices["train"]], energy, share_ratio, share_by=share_by
+        )
         self.class_names = [str(d) for d in range(10)]
         self.include_original = include_original
         self.modalities = self.views.modality_specs([8, 8], include_original)

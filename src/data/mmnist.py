@@ -129,6 +129,7 @@ class MNISTDataModule(FileDataModule):
         root: str,
         energy: float = 0.5,
         share_ratio: float = 0.5,
+        share_by: str = "vectors",
         val_fraction: float = 0.1,
         split_fractions: Sequence[float] = (0.7, 0.1, 0.2),
         split_seed: int = 0,
@@ -140,7 +141,9 @@ class MNISTDataModule(FileDataModule):
         self._images, self._labels, self._indices = load_mnist(
             self.root, val_fraction, split_fractions, split_seed
         )
-        self.views = PCAViews.fit(self._images[self._indices["train"]], energy, share_ratio)
+        self.views = PCAViews.fit(
+            self._images[self._indices["train"]], energy, share_ratio, share_by=share_by
+        )
         log.info(
             "mmnist views: energy %s, shared %.3f",
             [round(e, 3) for e in self.views.view_energy],

@@ -1,17 +1,28 @@
-"""CentralNet's multimodal-MNIST construction (Vielzeuf et al. 2018, Sec. 4.1): two PCA 'views'.
+"""CentralNet's multimodal-MNIST construction (Vielzeuf et al. 2018, Sec. 3.1): two PCA 'views'.
 
-A PCA is fitted on the training images only. Each view is the reconstruction of an image from a
-subset of principal components chosen so that
+A PCA is fitted on the training images only. "Each one of the 2 (artificial) modalities is created
+by associating with it a set of singular vectors", which sets
 
-- the view keeps ``energy`` of the total variance (Table 2: 50%), and
-- a fraction ``share_ratio`` of that energy comes from components both views share (Table 2: 50%).
+- the *energy* of a view, "the sum of the energy contained in the chosen vectors" (Table 2: 50%),
+- and the *share ratio*, "the percentage of the singular vectors shared between modalities"
+  (Table 2: 50%).
 
-Our reading of the paper, stated exactly: the shared components are the leading ones, taken until
-their variance reaches ``share_ratio * energy``; the remaining components are then dealt
-alternately to view 1 and view 2 (1st to view 1, 2nd to view 2, ...), each view taking components
-until its private variance reaches ``(1 - share_ratio) * energy``. ``share_ratio=1`` gives two
-identical views; ``share_ratio=0`` two disjoint ones. The builder works on any (N, P) image matrix:
-8x8 scikit-learn digits, 28x28 MNIST, or a single view (``n_views=1``) as avMNIST's image.
+``share_by="vectors"`` (the paper's definition) counts vectors: the components are taken in order of
+decreasing variance, each step adding either the next component to every view (shared) or the next
+``n_views`` components, one private component per view (the largest to the view holding the least
+variance so far, which keeps the views' energies level). A step is shared when that keeps the fraction of each view's vectors that are
+shared closer to ``share_ratio`` (ties go to sharing); steps continue until every view holds
+``energy`` of the variance. Which vectors are chosen is not stated in the paper; ours interleaves
+shared and private ones across the spectrum.
+
+``share_by="energy"`` (an earlier reading of ours, kept as an option) shares variance instead: the
+leading components are shared until their variance reaches ``share_ratio * energy``, then the
+remaining ones are dealt alternately to the views until each view's private variance reaches
+``(1 - share_ratio) * energy``.
+
+Either way ``share_ratio=1`` gives identical views and ``share_ratio=0`` disjoint ones. The builder
+works on any (N, P) image matrix: 8x8 scikit-learn digits, 28x28 MNIST, or a single view
+(``n_views=1``) as avMNIST's image.
 """
 
 from __future__ import annotations
@@ -20,6 +31,70 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+SHARE_BY = ("vectors", "energy")
+#: how far below ``energy`` a view may end when the components run out (share ratio 0 with two
+#: views of energy 0.5 needs every component, and the two halves never split exactly)
+ENERGY_SLACK = 0.01
+
+
+def share_vectors(
+    ratio: np.ndarray, energy: float, share_ratio: float, n_views: int
+) -> tuple[list[int], list[list[int]]]:
+    """Shared and per-view private component indices, ``share_ratio`` counted in vectors."""
+    shared: list[int] = []
+    private: list[list[int]] = [[] for _ in range(n_views)]
+    held = np.zeros(n_views)  # each view's variance so far
+    k = 0
+    while held.min() < energy - 1e-12 and k < len(ratio):
+        n_shared, n_private = len(shared), len(private[0])
+        if_shared = abs((n_shared + 1) / (n_shared + 1 + n_private) - share_ratio)
+        if_private = abs(n_shared / (n_shared + n_private + 1) - share_ratio)
+        if if_shared <= if_private:
+            shared.append(k)
+            held += ratio[k]
+            k += 1
+        elif k + n_views <= len(ratio):  # the largest of the n_views components to the poorest view
+            for j, view in enumerate(np.argsort(held, kind="stable")):
+                private[view].append(k + j)
+                held[view] += ratio[k + j]
+            k += n_views
+        else:
+            break
+    if held.min() < energy - ENERGY_SLACK:
+        raise ValueError(
+            f"{n_views} views of energy {energy} sharing {share_ratio:.0%} of their vectors reach only "
+            f"{[round(float(r), 3) for r in held]} of the variance; lower the energy or raise the share ratio"
+        )
+    return shared, private
+
+
+def share_energy(
+    ratio: np.ndarray, energy: float, share_ratio: float, n_views: int
+) -> tuple[list[int], list[list[int]]]:
+    """Shared and per-view private component indices, ``share_ratio`` counted in variance."""
+    shared_target = share_ratio * energy
+    private_target = (1 - share_ratio) * energy
+    needed = shared_target + n_views * private_target
+    if needed > 1 + 1e-9:
+        raise ValueError(
+            f"{n_views} views of energy {energy} with share ratio {share_ratio} need {needed:.0%} of the variance; "
+            "lower the energy or raise the share ratio"
+        )
+    k = 0
+    shared: list[int] = []
+    while sum(ratio[shared]) < shared_target - 1e-12 and k < len(ratio):
+        shared.append(k)
+        k += 1
+    private: list[list[int]] = [[] for _ in range(n_views)]
+    view = 0
+    while k < len(ratio) and any(sum(ratio[p]) < private_target - 1e-12 for p in private):
+        while sum(ratio[private[view]]) >= private_target - 1e-12:
+            view = (view + 1) % n_views
+        private[view].append(k)
+        k += 1
+        view = (view + 1) % n_views
+    return shared, private
 
 
 @dataclass
@@ -31,12 +106,21 @@ class PCAViews:
     shared_energy: float  # variance share of the components common to all views
 
     @classmethod
-    def fit(cls, images: np.ndarray, energy: float, share_ratio: float, n_views: int = 2) -> PCAViews:
+    def fit(
+        cls,
+        images: np.ndarray,
+        energy: float,
+        share_ratio: float,
+        n_views: int = 2,
+        share_by: str = "vectors",
+    ) -> PCAViews:
         """Fit the PCA on ``images`` (N, P) and choose each view's components (see module docstring)."""
         if not 0 < energy <= 1 or not 0 <= share_ratio <= 1:
             raise ValueError(
                 f"energy must be in (0, 1] and share_ratio in [0, 1]; got {energy}, {share_ratio}"
             )
+        if share_by not in SHARE_BY:
+            raise ValueError(f"share_by={share_by!r}; expected one of {SHARE_BY}")
         x = images.reshape(len(images), -1).astype(np.float64)
         mean = x.mean(0)
         centred = x - mean
@@ -48,27 +132,8 @@ class PCAViews:
             _, singular, vt = np.linalg.svd(centred, full_matrices=False)
             variance = singular**2
         ratio = variance / variance.sum()
-        shared_target = share_ratio * energy
-        private_target = (1 - share_ratio) * energy
-        needed = shared_target + n_views * private_target
-        if needed > 1 + 1e-9:
-            raise ValueError(
-                f"{n_views} views of energy {energy} with share ratio {share_ratio} need {needed:.0%} of the variance; "
-                "lower the energy or raise the share ratio"
-            )
-        k = 0
-        shared: list[int] = []
-        while sum(ratio[shared]) < shared_target - 1e-12 and k < len(ratio):
-            shared.append(k)
-            k += 1
-        private: list[list[int]] = [[] for _ in range(n_views)]
-        view = 0
-        while k < len(ratio) and any(sum(ratio[p]) < private_target - 1e-12 for p in private):
-            while sum(ratio[private[view]]) >= private_target - 1e-12:
-                view = (view + 1) % n_views
-            private[view].append(k)
-            k += 1
-            view = (view + 1) % n_views
+        choose = share_vectors if share_by == "vectors" else share_energy
+        shared, private = choose(ratio, energy, share_ratio, n_views)
         views = [np.array(shared + p, dtype=int) for p in private]
         return cls(
             mean=mean,

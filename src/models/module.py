@@ -82,7 +82,7 @@ class FusionClassifier(LightningModule):
             num_outputs=num_outputs,
             head=dict(head),
             task=task,
-            input_shapes=feature_shapes(self.encoders, modalities),
+            input_shapes=feature_shapes(self.encoders),
         )
         if init_range is not None:
             self._uniform_init(init_range)

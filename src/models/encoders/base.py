@@ -64,6 +64,13 @@ class Encoder(nn.Module):
         return {"encoder": type(self).__name__, "weights": "random init"}
 
     @property
+    def feature_shape(self) -> tuple[int, ...]:
+        """The shape of one sample's features before flattening: (out_dim,) unless the features are a
+        map (an image through the identity encoder, a CNN's last conv maps), which fusions with conv
+        stages (CentralNet, layer fusion) can convolve."""
+        return (int(self.out_dim),)
+
+    @property
     def cacheable(self) -> bool:
         """True when outputs depend on the input only, so a feature cache may store them once per sample.
 
@@ -107,6 +114,10 @@ class IdentityEncoder(Encoder):
     @property
     def provenance(self) -> dict[str, Any]:
         return {"encoder": "identity", "weights": "none"}
+
+    @property
+    def feature_shape(self) -> tuple[int, ...]:
+        return self.input_shape if self.kind == "image" else (int(self.out_dim),)
 
     def forward(self, x, mask=None):
         return x if self.returns_sequence else x.flatten(1)

@@ -99,7 +99,8 @@ class ConvEncoder(Encoder):
     One class for the papers' from-scratch CNNs (configs in conf/encoder/*/): the GMU paper's poster
     CNN (Arevalo et al. 2017: 5 conv layers of 16 filters, kernels 5,3,3,3,3, 160x256 input), the 2025
     comparison's 4-layer CNN (64-512 channels, a 7x7 first layer, BN, global pooling, dropout 0.7),
-    LeNet-5 with BN and dropout (Vielzeuf et al. 2018, MNIST) and the avMNIST spectrogram CNN.
+    LeNet-5 with BN and dropout, CentralNet's MNIST and avMNIST networks (Vielzeuf et al. 2018, Tables
+    1 and 3) and a light spectrogram CNN.
     ``input_size`` resizes inputs first (bilinear); ``padding: same`` keeps small inputs (digits' 8x8
     views) from vanishing; ``strides`` (default 1 everywhere) sets each convolution's stride;
     ``mean`` / ``std`` normalise the channels after augmentation (e.g. ImageNet statistics).
@@ -185,6 +186,12 @@ class ConvEncoder(Encoder):
         dim = in_channels if global_pool != "none" else in_channels * height * width
         fully_connected, self.out_dim = dense_layers(dim, fc_dims, activation, batch_norm, dropout)
         self.head = nn.Sequential(*([nn.Dropout(dropout)] if dropout > 0 else []), *fully_connected)
+        self.map_shape = (in_channels, height, width) if global_pool == "none" and not fc_dims else None
+
+    @property
+    def feature_shape(self) -> tuple[int, ...]:
+        """(C, H, W) of the last conv maps when they are the output (no FC layers, no global pooling)."""
+        return self.map_shape or (int(self.out_dim),)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         x = x.float()

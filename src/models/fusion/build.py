@@ -17,29 +17,19 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hydra.utils import get_class
-from torch import nn
 
-from src.models.encoders.base import IdentityEncoder
+from src.models.encoders.base import Encoder
 from src.models.fusion.base import Fusion
 from src.models.fusion.moddrop import ModDropFusion
 
 
-def feature_shapes(
-    encoders: Mapping[str, nn.Module], modalities: Mapping[str, Mapping[str, Any]]
-) -> dict[str, list[int]]:
-    """Shape of each modality's fusion input before flattening.
+def feature_shapes(encoders: Mapping[str, Encoder]) -> dict[str, list[int]]:
+    """Shape of each modality's fusion input before flattening (``Encoder.feature_shape``).
 
-    An image that reaches the fusion through the identity encoder keeps its (C, H, W) shape (so a
-    fusion can apply convolutions to it); any other encoder output is a vector (out_dim,).
+    An image through the identity encoder keeps its (C, H, W) shape, and so do a CNN's last conv maps
+    (so a fusion can apply convolutions to them); any other encoder output is a vector (out_dim,).
     """
-    shapes = {}
-    for modality, encoder in encoders.items():
-        spec = modalities[modality]
-        if spec["kind"] == "image" and isinstance(encoder, IdentityEncoder):
-            shapes[modality] = [int(s) for s in spec["shape"]]
-        else:
-            shapes[modality] = [int(encoder.out_dim)]
-    return shapes
+    return {modality: [int(s) for s in encoder.feature_shape] for modality, encoder in encoders.items()}
 
 
 def build_fusion(

@@ -3,19 +3,27 @@ Multimodal Fusion", ECCV Workshops).
 
 One network per modality plus a central network with the same stage sizes. The input of central
 stage i + 1 is a learned weighted sum of the previous central hidden state and the modalities'
-hidden states at that depth (Eq. 1):
+hidden states at that depth, in one of three forms (``fusion.form``):
 
-    h_C(i+1) = alpha_C(i) h_C(i) + sum_k alpha_k(i) h_k(i)
+- ``eq3`` (the default; Sec. 2.3: rewriting Eq. 1 as Eq. 3 "leads to better and stable
+  performance"): h_C(i+1) = alpha_C(i) h_C(i) + alpha_modalities sum_k alpha_k(i) h_k(i), with one
+  alpha_modalities for all depths, as Eq. 3 writes it (no layer index);
+- ``eq3_per_depth``: Eq. 3 with one alpha_modalities(i) per depth (a variant of ours);
+- ``eq1``: h_C(i+1) = alpha_C(i) h_C(i) + sum_k alpha_k(i) h_k(i) (Eq. 1).
 
-(``fusion.form=eq1``). ``form=eq3`` adds one alpha over the modality sum,
-h_C(i+1) = alpha_C(i) h_C(i) + alpha_M(i) sum_k alpha_k(i) h_k(i), which separates how much the
-central path trusts the modalities from how it splits that trust between them. At depth 0 there is
-no central state: the sum runs over the inputs only (aligned to one size by ``fusion.align``: zero
-padding, as CentralNet does for the 300-d MM-IMDb text, or a learned projection). Every sum starts
-as an average (alphas 1/terms, alpha_M = 1). The output is the same weighted sum of the central and
-unimodal predictions, and the unimodal predictions feed the multi-task loss
-loss_C + sum_k beta_k loss_k (Eq. 2; beta = ``model.aux_loss_weight``, a number or a dict per
-modality).
+At depth 0 there is no central state: the sum runs over the inputs only (aligned to one size by
+``fusion.align``: zero padding, as CentralNet does for the 300-d MM-IMDb text, or a learned
+projection). Every sum starts as an average (alphas 1/terms, alpha_modalities = 1; Sec. 2.3: "Before
+training, the weighted sum is therefore equivalent to a simple average").
+
+"At the output level, the last weighted sum is done between the unimodal predictions and the central
+prediction" (Sec. 2.1); that sum is the final prediction. ``fusion.output`` says what a prediction
+is: ``scores`` sums the "Pred" layers' outputs after their activation (Table 1: "fully-connected
+layers followed by softmax activation"; sigmoid for multilabel), and the sum, normalised to sum to 1
+for multiclass, is the predicted distribution; ``logits`` sums the outputs before the activation
+(MM-IMDb, Eq. 4: "sigma(pred) the sigmoid activation of the last output of the network"). The
+unimodal predictions feed the multi-task loss loss_C + sum_k beta_k loss_k (Eq. 2; beta =
+``model.aux_loss_weight``, a number or a dict per modality).
 
 Stages are convolutional on images of one (C, H, W) shape and dense otherwise
 (:mod:`src.models.fusion.branches`); the configured ``head`` is not used, since the output layers
@@ -30,25 +38,30 @@ from typing import Any
 import torch
 from torch import nn
 
+from src.metrics import MULTICLASS
 from src.models.fusion.base import Fusion, FusionOutput
 from src.models.fusion.branches import InputAligner, build_stages, reshape_input, resolve_branch
+from src.models.fusion.common import check_task, to_logits, to_scores
 
-FORMS = ("eq1", "eq3")
+FORMS = ("eq1", "eq3", "eq3_per_depth")
+OUTPUTS = ("scores", "logits")
 
 
 class CentralNetFusion(Fusion):
     """Unimodal networks, a central network fed by weighted sums at every depth, weighted output."""
 
     min_modalities = 2
-    context_args = ("input_shapes",)
+    context_args = ("task", "input_shapes")
 
     def __init__(
         self,
         input_dims: Mapping[str, int],
         num_outputs: int,
         head: Mapping[str, Any],
+        task: str,
         input_shapes: Mapping[str, Sequence[int]],
-        form: str = "eq1",
+        form: str = "eq3",
+        output: str = "scores",
         branch: str = "auto",
         conv_channels: Sequence[int] = (16, 32),
         conv_kernel: int = 3,
@@ -61,7 +74,11 @@ class CentralNetFusion(Fusion):
         super().__init__(input_dims, num_outputs, modality_order)
         if form not in FORMS:
             raise ValueError(f"fusion.form={form!r}; expected one of {FORMS}")
+        if output not in OUTPUTS:
+            raise ValueError(f"fusion.output={output!r}; expected one of {OUTPUTS}")
+        self.task = check_task(task, "CentralNetFusion")
         self.form = form
+        self.output = output
         self.branch = resolve_branch(branch, {m: input_shapes[m] for m in self.modalities})
         self.shapes = {
             m: tuple(input_shapes[m]) if self.branch == "conv" else (self.input_dims[m],)
@@ -85,7 +102,9 @@ class CentralNetFusion(Fusion):
         init = torch.full((depths, n + 1), 1.0 / (n + 1))
         init[0] = torch.cat([torch.zeros(1), torch.full((n,), 1.0 / n)])
         self.alphas = nn.Parameter(init)
-        self.modality_scale = nn.Parameter(torch.ones(depths)) if form == "eq3" else None
+        # alpha_modalities of Eq. 3: one scalar, or one per depth (eq3_per_depth)
+        scales = {"eq1": None, "eq3": 1, "eq3_per_depth": depths}[form]
+        self.modality_scale = None if scales is None else nn.Parameter(torch.ones(scales))
 
     def weighted_sum(
         self, depth: int, central: torch.Tensor | None, hiddens: Sequence[torch.Tensor]
@@ -94,8 +113,25 @@ class CentralNetFusion(Fusion):
         alphas = self.alphas[depth]
         modal = sum(alphas[1 + k] * h for k, h in enumerate(hiddens))
         if self.modality_scale is not None:
-            modal = self.modality_scale[depth] * modal
+            modal = self.scale(depth) * modal
         return modal if central is None else alphas[0] * central + modal
+
+    def scale(self, depth: int) -> torch.Tensor:
+        """alpha_modalities at ``depth`` (the same scalar at every depth for ``eq3``)."""
+        return self.modality_scale[0 if self.form == "eq3" else depth]
+
+    def combine_predictions(self, central: torch.Tensor, outputs: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The last weighted sum, over logits or over scores (see the module docstring), as logits."""
+        depth = len(self.central)
+        if self.output == "logits":
+            return self.weighted_sum(depth, central, outputs)
+        scores = self.weighted_sum(
+            depth, to_scores(central, self.task), [to_scores(o, self.task) for o in outputs]
+        )
+        if self.task == MULTICLASS:  # learned alphas need not sum to 1: renormalise the distribution
+            scores = scores.clamp_min(0.0)
+            scores = scores / scores.sum(-1, keepdim=True).clamp_min(torch.finfo(scores.dtype).tiny)
+        return to_logits(scores, self.task)
 
     def forward(self, features, masks=None) -> FusionOutput:
         hiddens = [reshape_input(features[m], self.shapes[m]) for m in self.modalities]
@@ -108,14 +144,15 @@ class CentralNetFusion(Fusion):
             hiddens = [self.unimodal[m][depth - 1](h) for m, h in zip(self.modalities, hiddens, strict=True)]
             central = self.central[depth](self.weighted_sum(depth, central, hiddens))
         outputs = [self.unimodal[m][-1](h) for m, h in zip(self.modalities, hiddens, strict=True)]
-        logits = self.weighted_sum(len(self.central), central, outputs)
+        logits = self.combine_predictions(central, outputs)
         return FusionOutput(logits=logits, aux_logits=dict(zip(self.modalities, outputs, strict=True)))
 
     def interpretation(self) -> dict[str, Any]:
-        """The learned alphas per depth (CentralNet Figure 3), central first; eq3 folds alpha_M in."""
+        """The learned alphas per depth (CentralNet Figure 3), central first; Eq. 3's alpha_modalities is
+        folded into the modality weights."""
         rows = []
         for depth, alphas in enumerate(self.alphas.detach().cpu()):
-            scale = 1.0 if self.modality_scale is None else self.modality_scale[depth].item()
+            scale = 1.0 if self.modality_scale is None else self.scale(depth).item()
             row = {"depth": depth, "central": None if depth == 0 else float(alphas[0])}
             row.update({m: scale * float(alphas[1 + k]) for k, m in enumerate(self.modalities)})
             rows.append(row)

@@ -1,4 +1,14 @@
-"""Early fusion by concatenation (the "Concatenate" baseline of Arevalo et al. 2017 and CentralNet)."""
+"""Concatenation fusions.
+
+- ``fusion=concat``: early fusion, h = [x_1; ...; x_K], then the configured head (the "Concatenate"
+  baseline of Arevalo et al. 2017).
+- ``fusion=concat_scores``: CentralNet's "Concat" baseline (Vielzeuf et al. 2018, Sec. 3: "'Concat'
+  consists in concatenating the unimodal scores and inferring the final score with a single-layer
+  linear perceptron"). Each modality's head predicts scores s_k (softmax probabilities for
+  multiclass, sigmoids for multilabel, the outputs for regression); the logits are
+  W [s_1; ...; s_K] + b. With ``aux_losses: true`` each unimodal prediction also gets its own loss
+  ("Concat+Multi-Task ... uses the same Multi-Task loss as with the CentralNet").
+"""
 
 from __future__ import annotations
 
@@ -9,6 +19,8 @@ import torch
 from torch import nn
 
 from src.models.fusion.base import Fusion, FusionOutput
+from src.models.fusion.common import to_scores
+from src.models.fusion.late import UnimodalHeadsFusion
 from src.models.heads import build_head
 
 
@@ -43,3 +55,16 @@ class ConcatFusion(Fusion):
             for m in self.modalities
         ]
         return FusionOutput(logits=self.head(torch.cat(parts, dim=-1)))
+
+
+class ScoreConcatFusion(UnimodalHeadsFusion):
+    """``fusion=concat_scores``: a single-layer linear perceptron on the concatenated unimodal scores."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.perceptron = nn.Linear(len(self.modalities) * self.num_outputs, self.num_outputs)
+
+    def forward(self, features, masks=None) -> FusionOutput:
+        logits = {m: self.heads[m](features[m]) for m in self.modalities}
+        scores = torch.cat([to_scores(logits[m], self.task) for m in self.modalities], dim=-1)
+        return FusionOutput(logits=self.perceptron(scores), aux_logits=logits if self.aux_losses else {})

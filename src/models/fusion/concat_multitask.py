@@ -1,8 +1,10 @@
 """``fusion=concat_multitask``: early fusion by concatenation plus the unimodal losses.
 
-Vielzeuf et al. 2018 ("Concat + multitask" rows): the concatenation classifier of ``fusion=concat``
-trained jointly with one classifier per modality, total loss loss_C + beta sum_k loss_k (beta =
-``model.aux_loss_weight``). The prediction is the concatenation classifier's.
+A feature-level variant of CentralNet's multi-task loss (Vielzeuf et al. 2018, Eq. 2): the
+concatenation classifier of ``fusion=concat`` trained jointly with one classifier per modality, total
+loss loss_C + beta sum_k loss_k (beta = ``model.aux_loss_weight``); the prediction is the
+concatenation classifier's. The paper's "Concat + Multi-Task" rows concatenate the unimodal *scores*
+instead: ``fusion=concat_scores fusion.aux_losses=true`` (:mod:`src.models.fusion.concat`).
 """
 
 from __future__ import annotations

@@ -1,10 +1,19 @@
 """``fusion=ensemble``: "Ensemble 2/3 classifiers" of Vielzeuf et al. 2018 (Table 2).
 
-The prediction is the average of the probabilities of independently parameterised classifiers,
-each the configured head on one modality (a member named by the modality) or on the concatenation
-of all modalities (a member named ``fused``). ``members: null`` means one classifier per modality.
-Each member is also trained on its own loss (``aux_logits`` keyed ``member<i>_<name>``) unless
-``aux_losses: false``, so the members stay classifiers in their own right as in an ensemble.
+The prediction is the average of the probabilities of independently parameterised classifiers. A
+member is named by the modality it sees, or ``fused`` for one on the concatenation of all
+modalities; ``members: null`` means one classifier per modality. Names may repeat: ``[original,
+original, original]`` is three classifiers of the same input, the paper's "Ensemble of 3 models
+applied on original images" (Sec. 3.1).
+
+What a member is: by default the configured head on its modality's encoder features (members of one
+modality then share that encoder). With ``networks`` (the options of
+:func:`src.models.fusion.branches.build_stages`: ``conv_channels``, ``conv_kernel``,
+``hidden_dims``, ``batch_norm``, ``dropout``) every member is a whole network of its own on the
+modality's input (give that modality the identity encoder), e.g. three Table 1 LeNets. Each member is
+also trained on its own loss (``aux_logits`` keyed ``member<i>_<name>``) unless ``aux_losses:
+false``, so the members stay classifiers in their own right (how the paper trains its ensembles is
+not stated).
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ import torch
 from torch import nn
 
 from src.models.fusion.base import Fusion, FusionOutput
+from src.models.fusion.branches import build_stages, reshape_input
 from src.models.fusion.common import check_task, to_logits, to_scores
 from src.models.heads import build_head
 
@@ -25,7 +35,7 @@ FUSED = "fused"
 class EnsembleFusion(Fusion):
     """Average of the members' probabilities (the mean output for regression)."""
 
-    context_args = ("task",)
+    context_args = ("task", "input_shapes")
 
     def __init__(
         self,
@@ -33,7 +43,9 @@ class EnsembleFusion(Fusion):
         num_outputs: int,
         head: Mapping[str, Any],
         task: str,
+        input_shapes: Mapping[str, Sequence[int]] | None = None,
         members: Sequence[str] | None = None,
+        networks: Mapping[str, Any] | None = None,
         aux_losses: bool = True,
         modality_order: Sequence[str] | None = None,
     ) -> None:
@@ -47,23 +59,37 @@ class EnsembleFusion(Fusion):
                 raise ValueError(
                     f"fusion.members entry {name!r} is neither {FUSED!r} nor a modality of {self.modalities}"
                 )
+        if networks is not None and FUSED in self.members:
+            raise ValueError(
+                f"fusion.networks builds each member on one modality's input; {FUSED!r} has none"
+            )
+        shapes = dict(input_shapes or {})
+        self.shapes = {m: tuple(shapes.get(m, (self.input_dims[m],))) for m in self.modalities}
         self.keys = [f"member{i}_{name}" for i, name in enumerate(self.members)]
-        self.classifiers = nn.ModuleDict(
-            {
-                key: build_head(
-                    head,
-                    sum(self.input_dims.values()) if name == FUSED else self.input_dims[name],
-                    num_outputs,
-                )
-                for key, name in zip(self.keys, self.members, strict=True)
-            }
-        )
+        self.classifiers = nn.ModuleDict()
+        for key, name in zip(self.keys, self.members, strict=True):
+            if networks is not None:
+                self.classifiers[key], _ = build_stages(self.shapes[name], out_dim=num_outputs, **networks)
+                continue
+            in_dim = sum(self.input_dims.values()) if name == FUSED else self.input_dims[name]
+            self.classifiers[key] = build_head(head, in_dim, num_outputs)
+        self.networks = networks is not None
         self.aux_losses = aux_losses
 
+    def member_logits(self, key: str, name: str, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        if name == FUSED:
+            return self.classifiers[key](torch.cat([features[m] for m in self.modalities], dim=-1))
+        if not self.networks:
+            return self.classifiers[key](features[name])
+        x = reshape_input(features[name], self.shapes[name])
+        for stage in self.classifiers[key]:
+            x = stage(x)
+        return x
+
     def forward(self, features, masks=None) -> FusionOutput:
-        logits = {}
-        for key, name in zip(self.keys, self.members, strict=True):
-            x = torch.cat([features[m] for m in self.modalities], dim=-1) if name == FUSED else features[name]
-            logits[key] = self.classifiers[key](x)
+        logits = {
+            key: self.member_logits(key, name, features)
+            for key, name in zip(self.keys, self.members, strict=True)
+        }
         mean = torch.stack([to_scores(v, self.task) for v in logits.values()]).mean(0)
         return FusionOutput(logits=to_logits(mean, self.task), aux_logits=logits if self.aux_losses else {})

@@ -2,8 +2,10 @@
 
 - ``avg_probs``: the average of the unimodal classifiers' probabilities (Arevalo et al. 2017,
   Sec. 4.2 "AVG probs").
-- ``weighted_mean``: learned weights on the unimodal scores (Vielzeuf et al. 2018, "Weighted
-  mean" rows): p = sum_k softmax(w)_k p_k, the weights initialised equal.
+- ``weighted_mean``: learned weights on the unimodal scores (Vielzeuf et al. 2018, Sec. 3: "the
+  weighted average of single modality scores. The weights are considered as some parameters of the
+  model"): p = sum_k softmax(w)_k p_k, the weights initialised equal (the softmax keeping them a
+  convex combination is ours: the paper is silent on it).
 - ``late_fusion``: p = alpha p_1 + (1 - alpha) p_2 with a trainable alpha initialised at 0.5 (the
   2025 MM-IMDb comparison, p = alpha p_text + (1 - alpha) p_image); alpha weighs the first
   modality of the fusion order (set ``fusion.modality_order=[text,image]`` for the paper's form).
