@@ -1,8 +1,9 @@
 """The protocol ledger: for every setting of a paper experiment, the paper's words or our reason.
 
 Every ``conf/experiment/*.yaml`` carries a ``protocol:`` node, and every table row
-(``conf/method/<table>/<row>.yaml``) may add or replace entries of it (rows compose after the
-experiment, so a row's entry wins)::
+(``conf/method/<table>/<row>.yaml``) may add or replace entries under ``protocol.row`` (a row's
+entry replaces the table's entry of the same name as a whole; Hydra would merge two entries under
+``settings`` field by field, and a row's quote would then sit beside the table's ``ours``)::
 
     protocol:
       paper: 001_b54b44952ba47bc3.txt          # file in ../shared/reference/papers/ quotes come from
@@ -19,6 +20,8 @@ experiment, so a row's entry wins)::
           config: {trainer.max_epochs: 100}
         seeds:
           ours: 5 seeds (0-4); the paper averages 64 runs    # no quote: the paper is silent
+      row:                                     # in conf/method/<table>/<row>.yaml
+        lr: {where: Sec. 3.1, quote: "For Moddrop, the learning rate is changed into 0.05", config: ...}
 
 A setting *follows* the paper (a quote), *departs* from it (a quote and ``ours``) or fills a gap
 where the paper is *silent* (``ours`` only). ``config`` pins the values the entry talks about, so
@@ -58,6 +61,7 @@ REQUIRED_SETTINGS = (
     "seeds",
 )
 FIELDS = {"where", "quote", "ours", "config", "paper"}
+NODES = {"paper", "table", "settings", "row"}
 FOLLOWS, DEPARTS, SILENT = "follows", "departs", "silent"
 
 
@@ -92,10 +96,13 @@ def parse(protocol: Mapping[str, Any] | DictConfig | None) -> tuple[list[Setting
     """The ledger's settings, and the problems of its form (unknown fields, a quote without
     ``where`` or without a paper, an entry with neither a quote nor ``ours``)."""
     protocol = _plain(protocol) or {}
-    problems: list[str] = []
+    problems: list[str] = [
+        f"protocol.{key}: unknown node; allowed {sorted(NODES)}" for key in sorted(set(protocol) - NODES)
+    ]
     default_paper = protocol.get("paper")
     settings = []
-    for name, entry in (protocol.get("settings") or {}).items():
+    entries = {**(protocol.get("settings") or {}), **(protocol.get("row") or {})}
+    for name, entry in entries.items():
         if not isinstance(entry, Mapping):
             problems.append(
                 f"protocol.settings.{name}: expected a mapping with quote/where/ours, got {entry!r}"
