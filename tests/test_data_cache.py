@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from src.data.feature_cache import COMPLETE, FeatureCache, weights_sha256
+from src.data.images import PosterReader
 from src.data.mmimdb import MMIMDbDataModule
 from src.models.encoders.base import MLPEncoder
 from tests.data_writers import write_mmimdb_raw
@@ -70,7 +71,7 @@ def test_weights_hash_follows_parameters():
     assert weights_sha256(a) != weights_sha256(b)
 
 
-def test_frozen_poster_features_are_cached_and_reused(tmp_path):
+def test_frozen_poster_features_are_cached_and_reused(tmp_path, monkeypatch):
     write_mmimdb_raw(tmp_path / "mmimdb", (6, 3, 3))
     options = {"poster_size": [16, 8], "frozen": FROZEN, "feature_cache_dir": str(tmp_path / "cache")}
     torch.manual_seed(0)
@@ -89,14 +90,15 @@ def test_frozen_poster_features_are_cached_and_reused(tmp_path):
     assert len(entries) == 1 and (entries[0] / COMPLETE).is_file()
     torch.manual_seed(0)
     again = MMIMDbDataModule(str(tmp_path / "mmimdb"), **options)
-    (tmp_path / "mmimdb" / "dataset" / f"{raw.ids[0]}.jpeg").write_bytes(
-        b"not read again: features come from the cache"
-    )
+
+    def not_decoded_again(self, row):
+        raise AssertionError("posters are not decoded again: the features come from the cache")
+
+    monkeypatch.setattr(PosterReader, "__call__", not_decoded_again)
     np.testing.assert_allclose(again._ensure("train")[0]["image"].numpy(), expected[0], rtol=1e-5, atol=1e-6)
+    monkeypatch.undo()
     torch.manual_seed(1)  # other weights -> a new entry
-    MMIMDbDataModule(
-        str(tmp_path / "mmimdb"), **{**options, "on_problem": {"unreadable_file": "blank"}}
-    )._ensure("train")
+    MMIMDbDataModule(str(tmp_path / "mmimdb"), **options)._ensure("train")
     assert len(list((tmp_path / "cache" / "mmimdb" / "train").iterdir())) == 2
 
 

@@ -91,14 +91,20 @@ class FileDataModule(FusionDataModule):
             }
             self.default_encoders[modality] = dict(IDENTITY_SPEC)
 
+    def _validated_split(self, split: str) -> Dataset:
+        fresh = split not in self._validated
+        dataset = super()._validated_split(split)
+        if fresh:
+            self.issues.summarise(split)
+        return dataset
+
     def _ensure(self, split: str) -> Dataset:
         if split not in self.splits:
-            dataset = self.load_split(split)
+            dataset = self._validated_split(split)
             for modality, encoder in self.frozen_encoders.items():
                 self._attach_features(dataset, split, modality, encoder)
             self.splits[split] = dataset
             self.loaded_splits.append(split)
-            self.issues.summarise(split)
         return self.splits[split]
 
     # frozen features ----------------------------------------------------------------------
@@ -109,7 +115,10 @@ class FileDataModule(FusionDataModule):
             self.name, split, dataset.ids, str(name), weights_sha256(encoder), self.preprocessing(modality)
         )
         features = self.feature_cache.get_or_compute(
-            key, lambda: encode_batches(encoder, self._modality_batches(dataset, modality)), len(dataset)
+            key,
+            lambda: encode_batches(encoder, self._modality_batches(dataset, modality)),
+            len(dataset),
+            width=int(encoder.out_dim),
         )
         if isinstance(dataset, LazyDataset):
             dataset.readers[modality] = RowReader(features)
