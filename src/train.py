@@ -31,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 import src  # noqa: F401  (registers the config resolvers)
 from src.data.base import FusionDataModule
 from src.data.issues import write_issue_counts
+from src.errors import ConfigError
 from src.metrics import DEFAULT_MONITOR, MULTICLASS, MULTILABEL, REGRESSION
 from src.models.losses import neg_pos_ratio
 from src.models.module import CHECKPOINT_RUN_CONFIG_KEY
@@ -86,14 +87,17 @@ def build_model(cfg: DictConfig, datamodule: FusionDataModule) -> L.LightningMod
     target = options.pop("_target_")
     overrides = {m: spec for m, spec in (options.pop("encoders") or {}).items() if spec}
     encoders = {**datamodule.default_encoders, **overrides}
-    return get_class(target)(
-        task=datamodule.task,
-        num_outputs=datamodule.num_outputs,
-        class_names=list(datamodule.class_names),
-        modalities=datamodule.modalities,
-        encoders=encoders,
-        **options,
-    )
+    try:
+        return get_class(target)(
+            task=datamodule.task,
+            num_outputs=datamodule.num_outputs,
+            class_names=list(datamodule.class_names),
+            modalities=datamodule.modalities,
+            encoders=encoders,
+            **options,
+        )
+    except (ValueError, TypeError, KeyError) as err:  # the modules' own checks of what they were given
+        raise ConfigError(f"the model cannot be built from this configuration: {err}") from err
 
 
 def train(cfg: DictConfig) -> dict[str, float]:

@@ -21,7 +21,7 @@ from lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from src.data.validate import check_split_ids
-from src.errors import UserError
+from src.errors import ConfigError, UserError
 from src.utils.rng import restore_rng_state, rng_state
 
 SPLITS = ("train", "val", "test")
@@ -278,7 +278,7 @@ class ResumingRandomSampler(RandomSampler):
 def stratified_split(labels: np.ndarray, fractions: Sequence[float], seed: int) -> dict[str, np.ndarray]:
     """Seeded stratified train/val/test indices of a single-label array (sorted within each split)."""
     if len(fractions) != 3 or not np.isclose(sum(fractions), 1.0):
-        raise ValueError(f"split fractions must be three numbers summing to 1, got {list(fractions)}")
+        raise ConfigError(f"data.split_fractions={list(fractions)}: expected three numbers summing to 1")
     rng = np.random.default_rng(seed)
     parts: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
     for value in np.unique(labels):

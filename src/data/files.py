@@ -23,6 +23,7 @@ from src.data.base import FusionDataModule, SampleDataset, collate_samples
 from src.data.feature_cache import FeatureCache, encode_batches, weights_sha256
 from src.data.issues import IssueLog
 from src.data.lazy import LazyDataset, RowReader
+from src.errors import ConfigError
 from src.models.encoders.base import IDENTITY_SPEC, Encoder, build_encoder
 
 log = logging.getLogger("mmfusion")
@@ -51,7 +52,7 @@ class FileDataModule(FusionDataModule):
         self.frozen_specs = {m: dict(spec) for m, spec in (frozen or {}).items() if spec}
         self.frozen_encoders: dict[str, Encoder] = {}
         if self.frozen_specs and not feature_cache_dir:
-            raise ValueError(
+            raise ConfigError(
                 "data.frozen needs data.feature_cache_dir (where the computed features are stored)"
             )
         self.feature_cache = FeatureCache(feature_cache_dir) if feature_cache_dir else None
@@ -70,7 +71,7 @@ class FileDataModule(FusionDataModule):
         """Build the frozen encoders (call at the end of ``__init__``, once ``modalities`` is set)."""
         for modality, spec in self.frozen_specs.items():
             if modality not in self.modalities:
-                raise ValueError(
+                raise ConfigError(
                     f"data.frozen names {modality!r}; {self.name} has modalities {sorted(self.modalities)}"
                 )
             shape, kind = self.modalities[modality]["shape"], self.modalities[modality]["kind"]

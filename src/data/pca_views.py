@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from src.errors import ConfigError
+
 
 @dataclass
 class PCAViews:
@@ -34,8 +36,8 @@ class PCAViews:
     def fit(cls, images: np.ndarray, energy: float, share_ratio: float, n_views: int = 2) -> PCAViews:
         """Fit the PCA on ``images`` (N, P) and choose each view's components (see module docstring)."""
         if not 0 < energy <= 1 or not 0 <= share_ratio <= 1:
-            raise ValueError(
-                f"energy must be in (0, 1] and share_ratio in [0, 1]; got {energy}, {share_ratio}"
+            raise ConfigError(
+                f"data.energy must be in (0, 1] and data.share_ratio in [0, 1]; got {energy}, {share_ratio}"
             )
         x = images.reshape(len(images), -1).astype(np.float64)
         mean = x.mean(0)
@@ -52,7 +54,7 @@ class PCAViews:
         private_target = (1 - share_ratio) * energy
         needed = shared_target + n_views * private_target
         if needed > 1 + 1e-9:
-            raise ValueError(
+            raise ConfigError(
                 f"{n_views} views of energy {energy} with share ratio {share_ratio} need {needed:.0%} of the variance; "
                 "lower the energy or raise the share ratio"
             )
