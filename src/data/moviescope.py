@@ -182,9 +182,10 @@ class MoviescopeDataModule(FileDataModule):
             self._metadata = {s: self._read_metadata(s) for s in SPLIT_FILES}
             widths = {s: int(m.shape[1]) for s, (m, _) in self._metadata.items()}
             if len(set(widths.values())) > 1:
+                files = {f"{METADATA_SPLIT[s]}_metadata.npy": w for s, w in widths.items()}
                 raise DataFormatError(
-                    f"{self.root / 'Metadata_matrices'}: the {{train,val,test}}_metadata.npy matrices have "
-                    f"different widths {widths}; every split needs the same metadata columns"
+                    f"{self.root / 'Metadata_matrices'}: the matrices have different numbers of columns {files}; "
+                    "every split needs the same metadata columns"
                 )
             specs["metadata"] = {"shape": [widths["train"]], "kind": "vector"}
         self.modalities = {m: specs[m] for m in modalities}
