@@ -8,7 +8,9 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 
+from src.errors import ConfigError
 from src.models.heads import build_head
+from src.train import train
 from tests.helpers import CONF_DIR, compose_train, run_cli
 
 
@@ -70,18 +72,7 @@ def test_two_trial_search_runs_end_to_end(tmp_path):
 
 
 def test_missing_optimized_metric_is_a_clear_error(tmp_path):
-    proc = run_cli(
-        "src.train",
-        [
-            f"hydra.run.dir={tmp_path}",
-            "data=digits",
-            "+optimized_metric=val/nope",
-            "train=false",
-            "debug=limit",
-            "logger=csv",
-            "callbacks=none",
-        ],
-        timeout=300,
-    )
-    assert proc.returncode != 0
-    assert "optimized_metric 'val/nope' is not among this run's metrics" in proc.stdout + proc.stderr
+    """Checked at start-up against the task's metrics (src/utils/config_checks.py), not after training."""
+    with pytest.raises(ConfigError, match="optimized_metric 'val/nope' is not among this run's metrics"):
+        train(compose_train(["data=digits", "+optimized_metric=val/nope", "logger=csv"], tmp_path))
+    assert not (tmp_path / "checkpoints").exists()

@@ -116,7 +116,7 @@ def test_rerun_into_an_old_directory_through_train(tmp_path):
 @pytest.mark.slow
 def test_two_runs_into_one_directory_through_the_cli(tmp_path):
     """Before: both exited 0, config.yaml said seed 0 while metrics.json held seed 1's numbers."""
-    args = ["data=digits", "trainer.max_epochs=20", "logger=csv", "callbacks.progress_bar=null"]
+    args = ["data=digits", "trainer.max_epochs=8", "logger=csv", "callbacks.progress_bar=null"]
     first = subprocess.Popen(
         [sys.executable, "-m", "src.train", f"hydra.run.dir={tmp_path}", *args, "seed=0"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO_ROOT,
