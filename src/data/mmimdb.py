@@ -423,7 +423,11 @@ class MMIMDbDataModule(FileDataModule):
             if "images" in self.sources.values():
                 check_pixels(f, "images", start, stop, path)
         keep = np.ones(len(ids), dtype=bool)
-        for row, reason in label_problems(file_labels, BINARY, self._h5_layout["names"]):
+        problems = label_problems(file_labels, BINARY, self._h5_layout["names"])
+        flagged = {row for row, _ in problems}
+        no_genre = np.flatnonzero(np.nan_to_num(file_labels).sum(1) == 0)
+        problems += [(int(row), "has no genre") for row in no_genre if row not in flagged]
+        for row, reason in sorted(problems):
             self.issues.problem(
                 split,
                 "unknown_label",
@@ -442,15 +446,6 @@ class MMIMDbDataModule(FileDataModule):
                     keep[row] = False
                 else:
                     array[row] = np.nan_to_num(array[row], nan=0.0, posinf=0.0, neginf=0.0)
-        no_label = labels.sum(1) == 0
-        for row in np.flatnonzero(no_label & keep):
-            self.issues.problem(
-                split,
-                "unknown_label",
-                f"{path}:genres[{start + row}] (id {ids[row]}) has no genre",
-                allow=("skip",),
-            )
-            keep[row] = False
         rows = np.flatnonzero(keep)
         readers = {m: RowReader(v[rows]) for m, v in vectors.items()}
         for m, source in self.sources.items():
