@@ -1,58 +1,71 @@
 """``python -m src.eval ckpt_path=<run>/checkpoints/<file>.ckpt``: re-evaluate a checkpoint.
 
 Everything needed comes from the checkpoint: the model's hyper-parameters, its decision thresholds
-(tuned on validation when it was trained) and the run's resolved config (for the data). Options:
-``split=test|val`` and ``data.<key>=<value>`` to override a data setting (e.g. a moved ``data.root``).
+(tuned on validation when it was trained) and the run's resolved config (for the data). The
+checkpoint is verified first (``src.utils.checkpoints.read_checkpoint``: its checksum sidecar,
+torch's weights-only loading, and every class its stored configs name must be on the allow-list),
+so a checkpoint cannot run code. Options: ``split=test|val`` and ``+data.<key>=<value>`` to override
+a data setting (e.g. a moved ``data.root``).
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
-import torch
-from hydra.utils import get_class, instantiate
+from hydra.utils import instantiate
 from lightning import LightningDataModule, LightningModule
 from lightning.pytorch.callbacks import RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 import src  # noqa: F401  (registers the config resolvers)
+from src.errors import CheckpointError, ConfigError
 from src.models.module import CHECKPOINT_RUN_CONFIG_KEY
+from src.utils.checkpoints import allowed_class, read_checkpoint
 from src.utils.run import print_metrics_table, run_job, write_metrics
+from src.utils.run_dir import claim_run_dir, hydra_job_entries
 
 
 def load_checkpoint_run(
     ckpt_path: Path, data_overrides: Any, map_location: str = "cpu"
 ) -> tuple[dict[str, Any], LightningDataModule, LightningModule]:
-    """A checkpoint written by ``src.train``: its run config, the data module of that config (with
-    ``data_overrides`` merged in) and the model (also used by :mod:`src.ensemble`)."""
-    if not ckpt_path.is_file():
-        raise FileNotFoundError(f"ckpt_path={ckpt_path} is not a file")
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    """A checkpoint written by ``src.train``, verified (sidecar, weights-only, allow-list: see the
+    module docstring): its run config, the data module of that config (with ``data_overrides``
+    merged in) and the model. The one checkpoint loader of ``src.eval`` and :mod:`src.ensemble`."""
+    checkpoint, data = read_checkpoint(ckpt_path, CHECKPOINT_RUN_CONFIG_KEY)
     run_config = checkpoint.get(CHECKPOINT_RUN_CONFIG_KEY)
     if not run_config:
-        raise ValueError(f"{ckpt_path} has no '{CHECKPOINT_RUN_CONFIG_KEY}': it was not written by src.train")
+        raise CheckpointError(
+            f"{ckpt_path} has no '{CHECKPOINT_RUN_CONFIG_KEY}': it was not written by src.train"
+        )
+    model_class = allowed_class(
+        run_config["model"].get("_target_"), f"{CHECKPOINT_RUN_CONFIG_KEY}.model._target_", str(ckpt_path)
+    )
+    if not issubclass(model_class, L.LightningModule):
+        raise CheckpointError(f"{ckpt_path}: model._target_ {model_class.__name__} is not a LightningModule")
     datamodule = instantiate(OmegaConf.merge(run_config["data"], data_overrides))
-    model_cls = get_class(run_config["model"]["_target_"])
-    return run_config, datamodule, model_cls.load_from_checkpoint(ckpt_path, map_location=map_location)
+    model = model_class.load_from_checkpoint(io.BytesIO(data), map_location=map_location, weights_only=True)
+    return run_config, datamodule, model
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
-    ckpt_path = Path(cfg.ckpt_path)
     if cfg.split not in ("val", "test"):
-        raise ValueError(f"split={cfg.split!r}; expected 'val' or 'test'")
-    _, datamodule, model = load_checkpoint_run(ckpt_path, cfg.data)
+        raise ConfigError(f"split={cfg.split!r}; expected 'val' or 'test'")
+    ckpt_path = Path(cfg.ckpt_path)
     output_dir = Path(cfg.paths.output_dir)
-    model.output_dir = output_dir
-    trainer: L.Trainer = instantiate(cfg.trainer, logger=False, callbacks=[RichProgressBar()])
-    run = trainer.test if cfg.split == "test" else trainer.validate
-    metrics: dict[str, float] = {}
-    for result in run(model, datamodule=datamodule, verbose=False):
-        metrics.update({k: float(v) for k, v in result.items()})
-    write_metrics(output_dir / "metrics.json", metrics)
-    print_metrics_table(metrics, output_dir, title=f"{ckpt_path.name} on {cfg.split}")
+    with claim_run_dir(output_dir, overwrite=bool(cfg.overwrite_run_dir), ignore=hydra_job_entries()):
+        _, datamodule, model = load_checkpoint_run(ckpt_path, cfg.data)
+        model.output_dir = output_dir
+        trainer: L.Trainer = instantiate(cfg.trainer, logger=False, callbacks=[RichProgressBar()])
+        run = trainer.test if cfg.split == "test" else trainer.validate
+        metrics: dict[str, float] = {}
+        for result in run(model, datamodule=datamodule, verbose=False):
+            metrics.update({k: float(v) for k, v in result.items()})
+        write_metrics(output_dir / "metrics.json", metrics)
+        print_metrics_table(metrics, output_dir, title=f"{ckpt_path.name} on {cfg.split}")
     return metrics
 
 

@@ -1,5 +1,11 @@
 """``python -m src.train [group=option ...] [key=value ...]``: fit, select on validation, test once.
 
+Before the first step: the configuration is checked (``src.utils.config_checks``), the run
+directory claimed (``src.utils.run_dir``: locked, never shared with another run; ``ckpt_path`` into
+the same directory resumes it in place, ``overwrite_run_dir=true`` clears it), a checkpoint to
+resume from is verified (``src.utils.checkpoints``) and every split's files are validated
+(``FusionDataModule.preflight``; the counts of skipped/blanked samples go to ``data_issues.json``).
+
 Outputs in the run directory: ``config.yaml`` (resolved), ``metrics.json`` (``val/*`` and ``test/*``
 of the checkpoint selected on validation), ``checkpoints/`` (best and last), ``thresholds.json`` and
 ``per_class_test.csv`` (multilabel), ``interpret_test.npz`` / ``interpretation.json`` when the
@@ -25,8 +31,12 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 import src  # noqa: F401  (registers the config resolvers)
 from src.data.base import FusionDataModule
 from src.data.issues import write_issue_counts
+from src.errors import ConfigError
 from src.metrics import DEFAULT_MONITOR, MULTICLASS, MULTILABEL, REGRESSION
 from src.models.losses import DATA_DEPENDENT_WEIGHTS, neg_pos_ratio
+from src.models.module import CHECKPOINT_RUN_CONFIG_KEY
+from src.utils.checkpoints import ChecksummedCheckpointIO, read_checkpoint
+from src.utils.config_checks import check_config
 from src.utils.run import (
     flatten,
     instantiate_group,
@@ -35,6 +45,7 @@ from src.utils.run import (
     to_plain,
     write_metrics,
 )
+from src.utils.run_dir import claim_run_dir, hydra_job_entries, is_global_rank_zero
 
 log = logging.getLogger("mmfusion")
 
@@ -77,21 +88,45 @@ def build_model(cfg: DictConfig, datamodule: FusionDataModule) -> L.LightningMod
     target = options.pop("_target_")
     overrides = {m: spec for m, spec in (options.pop("encoders") or {}).items() if spec}
     encoders = {**datamodule.default_encoders, **overrides}
-    return get_class(target)(
-        task=datamodule.task,
-        num_outputs=datamodule.num_outputs,
-        class_names=list(datamodule.class_names),
-        modalities=datamodule.modalities,
-        encoders=encoders,
-        **options,
-    )
+    try:
+        return get_class(target)(
+            task=datamodule.task,
+            num_outputs=datamodule.num_outputs,
+            class_names=list(datamodule.class_names),
+            modalities=datamodule.modalities,
+            encoders=encoders,
+            **options,
+        )
+    except (ValueError, TypeError, KeyError) as err:  # the modules' own checks of what they were given
+        raise ConfigError(f"the model cannot be built from this configuration: {err}") from err
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit on train, select on validation, then evaluate the selected checkpoint on val and test."""
+    """Fit on train, select on validation, then evaluate the selected checkpoint on val and test
+    (after the start-up checks of the module docstring)."""
+    check_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
+    ckpt_path = Path(cfg.ckpt_path) if cfg.get("ckpt_path") else None
+    checkpoint = read_checkpoint(ckpt_path, CHECKPOINT_RUN_CONFIG_KEY)[0] if ckpt_path else None
+    resume_from = ckpt_path if cfg.train else None
+    with claim_run_dir(
+        output_dir,
+        resume_from=resume_from,
+        resume_epoch=checkpoint.get("epoch") if checkpoint and resume_from else None,
+        overwrite=bool(cfg.get("overwrite_run_dir")),
+        ignore=hydra_job_entries(),
+    ):
+        del checkpoint
+        return _train(cfg, output_dir, ckpt_path)
+
+
+def _train(cfg: DictConfig, output_dir: Path, resume_path: Path | None) -> dict[str, float]:
     datamodule: FusionDataModule = instantiate(cfg.data)
     resolve_data_dependent(cfg, datamodule)
+    check_config(cfg, datamodule.task)
+    datamodule.preflight()
+    if hasattr(datamodule, "issue_counts") and is_global_rank_zero():  # skipped/blanked/fixed
+        write_issue_counts(output_dir / "data_issues.json", datamodule.issue_counts)
     L.seed_everything(cfg.seed, workers=True)
 
     model = build_model(cfg, datamodule)
@@ -108,13 +143,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if not loggers and any(isinstance(c, LearningRateMonitor) for c in callbacks):
         log.info("logger=none: the learning-rate monitor has nothing to write to and is left out")
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[ChecksummedCheckpointIO()]
+    )
     for logger in loggers:
         logger.log_hyperparams(flatten(run_config))
 
     ckpt_path = None
     if cfg.train:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume_path, weights_only=True)
         ckpt_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else None
         if not ckpt_path:
             log.warning(
@@ -123,20 +160,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
             ckpt_path = None
         else:
             log.info("selected on %s: %s", cfg.monitor.metric, ckpt_path)
-    elif cfg.get("ckpt_path"):
-        ckpt_path = cfg.ckpt_path
+    else:
+        ckpt_path = resume_path
 
     metrics: dict[str, float] = {}
-    for result in trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False):
+    evaluate = {"datamodule": datamodule, "ckpt_path": ckpt_path, "verbose": False, "weights_only": True}
+    for result in trainer.validate(model, **evaluate):
         metrics.update(result)
     if cfg.test:
-        for result in trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False):
+        for result in trainer.test(model, **evaluate):
             metrics.update(result)
     metrics = {k: float(v) for k, v in metrics.items()}
     if trainer.is_global_zero:
         write_metrics(output_dir / "metrics.json", metrics)
-        if hasattr(datamodule, "issue_counts"):  # file-backed datasets: what was skipped/blanked/fixed
-            write_issue_counts(output_dir / "data_issues.json", datamodule.issue_counts)
         print_metrics_table(
             metrics,
             output_dir,
@@ -147,11 +183,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    metrics = run_job(train, cfg)
-    optimized = cfg.get("optimized_metric")
-    if optimized and optimized not in metrics:
-        raise KeyError(f"optimized_metric {optimized!r} is not among this run's metrics {sorted(metrics)}")
-    return metrics.get(optimized or cfg.monitor.metric)
+    metrics = run_job(train, cfg)  # optimized_metric was checked against the task's metrics at start-up
+    return metrics.get(cfg.get("optimized_metric") or cfg.monitor.metric)
 
 
 if __name__ == "__main__":

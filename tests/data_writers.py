@@ -226,3 +226,45 @@ def write_moviescope(
         with open(root / "Metadata_matrices" / f"{meta_name}_ids.pickle", "wb") as f:
             pickle.dump({i: r for r, i in enumerate(order)}, f, protocol=2)
     return ids
+
+
+def set_hdf5_split_ranges(path: Path, ranges: dict[str, tuple[int, int]]) -> None:
+    """Rewrite the Fuel ``split`` attribute's (start, stop) of the named splits (train/dev/test)."""
+    with h5py.File(path, "a") as f:
+        table = f.attrs["split"].copy()
+        for row in table:
+            if row["split"].decode() in ranges:
+                row["start"], row["stop"] = ranges[row["split"].decode()]
+        f.attrs["split"] = table
+
+
+def replace_hdf5_dataset(path: Path, key: str, array: np.ndarray) -> None:
+    """Replace one dataset of an hdf5 file (keeping its attributes), e.g. with a wrongly shaped one."""
+    with h5py.File(path, "a") as f:
+        attrs = dict(f[key].attrs)
+        del f[key]
+        f[key] = array
+        f[key].attrs.update(attrs)
+
+
+def read_hdf5_dataset(path: Path, key: str) -> np.ndarray:
+    with h5py.File(path, "r") as f:
+        return np.array(f[key])
+
+
+def rewrite_mult_pickle(path: Path, data: dict) -> None:
+    with open(path, "wb") as f:
+        pickle.dump(data, f)
+
+
+class CodeRunningPickle:
+    """Unpickling an instance runs ``touch <marker>`` through ``os.system``: what a malicious
+    dataset pickle can do (the tests check that it never runs)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from hydra.utils import instantiate
 
+from src.utils.checkpoints import check_targets
 from src.utils.resolvers import REPO_ROOT
-from src.utils.run import instantiate_group
+from src.utils.run import instantiate_group, to_plain
 from tests.helpers import compose_train
 
 CONF = REPO_ROOT / "conf"
@@ -60,6 +61,8 @@ def test_every_option_composes(override: str, tmp_path: Path):
     cfg = compose_train([override], tmp_path)
     assert cfg.data._target_ and cfg.fusion._target_ and cfg.model._target_
     assert cfg.paths.output_dir == str(tmp_path)
+    # what src.train stores in its checkpoints passes the allow-list src.eval and resume apply
+    check_targets(to_plain(cfg), "config")
 
 
 def test_default_config_builds(tmp_path: Path):
@@ -73,7 +76,7 @@ def test_default_config_builds(tmp_path: Path):
     assert datamodule.task == "multiclass" and datamodule.num_outputs == 10
     # monitor is resolved from the task by src.train; give it here to build the callbacks
     cfg.monitor.metric, cfg.monitor.mode = "val/acc", "max"
-    assert len(instantiate_group(cfg.callbacks)) == 4
+    assert len(instantiate_group(cfg.callbacks)) == 5
     assert len(instantiate_group(cfg.logger)) == 1
 
 

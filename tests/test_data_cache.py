@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from src.data.feature_cache import COMPLETE, FeatureCache, weights_sha256
+from src.data.images import PosterReader
 from src.data.mmimdb import MMIMDbDataModule
+from src.errors import DataFormatError
 from src.models.encoders.base import MLPEncoder
 from tests.data_writers import write_mmimdb_raw
 
@@ -70,7 +72,7 @@ def test_weights_hash_follows_parameters():
     assert weights_sha256(a) != weights_sha256(b)
 
 
-def test_frozen_poster_features_are_cached_and_reused(tmp_path):
+def test_frozen_poster_features_are_cached_and_reused(tmp_path, monkeypatch):
     write_mmimdb_raw(tmp_path / "mmimdb", (6, 3, 3))
     options = {"poster_size": [16, 8], "frozen": FROZEN, "feature_cache_dir": str(tmp_path / "cache")}
     torch.manual_seed(0)
@@ -89,14 +91,15 @@ def test_frozen_poster_features_are_cached_and_reused(tmp_path):
     assert len(entries) == 1 and (entries[0] / COMPLETE).is_file()
     torch.manual_seed(0)
     again = MMIMDbDataModule(str(tmp_path / "mmimdb"), **options)
-    (tmp_path / "mmimdb" / "dataset" / f"{raw.ids[0]}.jpeg").write_bytes(
-        b"not read again: features come from the cache"
-    )
+
+    def not_decoded_again(self, row):
+        raise AssertionError("posters are not decoded again: the features come from the cache")
+
+    monkeypatch.setattr(PosterReader, "__call__", not_decoded_again)
     np.testing.assert_allclose(again._ensure("train")[0]["image"].numpy(), expected[0], rtol=1e-5, atol=1e-6)
+    monkeypatch.undo()
     torch.manual_seed(1)  # other weights -> a new entry
-    MMIMDbDataModule(
-        str(tmp_path / "mmimdb"), **{**options, "on_problem": {"unreadable_file": "blank"}}
-    )._ensure("train")
+    MMIMDbDataModule(str(tmp_path / "mmimdb"), **options)._ensure("train")
     assert len(list((tmp_path / "cache" / "mmimdb" / "train").iterdir())) == 2
 
 
@@ -111,3 +114,60 @@ def test_bench_data_runs_and_writes_json(tmp_path):
     results = json.loads((tmp_path / "b.json").read_text())
     assert results["jpeg_decode_samples_per_s"] > 0 and results["feature_cache_samples_per_s"] > 0
     assert set(results) >= {"cache_speedup", "loader_vs_bare_pil", "bare_pil_samples_per_s", "targets_met"}
+
+
+def _tamper_overwrite(path):
+    x = np.load(path, mmap_mode="r+")
+    x[:] = 7.0
+    x.flush()
+
+
+def _tamper_nan(path):
+    x = np.load(path, mmap_mode="r+")
+    x[1, 0] = np.nan
+    x.flush()
+
+
+@pytest.mark.parametrize(
+    ("tamper", "reason"),
+    [
+        (_tamper_overwrite, "sha256"),
+        (_tamper_nan, "sha256"),
+        (lambda p: np.save(p, np.load(p)[:2]), "sha256"),
+        (lambda p: p.write_bytes(p.read_bytes()[:-10]), "sha256"),
+        (lambda p: np.save(p, np.load(p).astype(np.float64)), "sha256"),
+        (lambda p: (p.parent / "meta.json").write_text("{not json"), "no readable meta.json"),
+    ],
+    ids=["overwritten", "nan", "short", "truncated", "float64", "meta_garbage"],
+)
+def test_a_tampered_entry_is_detected_and_recomputed(tmp_path, caplog, tamper, reason):
+    """Issue 12, class 4: the entry records sha256/shape/dtype; a mismatch is logged naming the
+    entry, the entry is deleted and computed again, so the run gets the right features."""
+    cache = FeatureCache(tmp_path)
+    key = _key(cache)
+    good = np.arange(12, dtype=np.float32).reshape(3, 4)
+    cache.write(key, [good], 3)
+    tamper(cache.path(key) / "features.npy")
+    with caplog.at_level("WARNING", logger="mmfusion"):
+        features = cache.get_or_compute(key, lambda: [good], 3, width=4)
+    np.testing.assert_array_equal(features, good)
+    assert (
+        str(cache.path(key)) in caplog.text
+        and reason in caplog.text
+        and "computing the features again" in caplog.text
+    )
+    assert cache.verify(cache.path(key), key, 4) is None
+
+
+def test_wrong_width_and_non_finite_computed_features(tmp_path):
+    cache = FeatureCache(tmp_path)
+    key = _key(cache)
+    cache.write(key, [np.zeros((3, 4))], 3)
+    assert "records shape [3, 4], expected [3, 8]" in cache.verify(cache.path(key), key, 8)
+    other = _key(cache, weights="w9")
+    with pytest.raises(
+        DataFormatError,
+        match=r"enc produced NaN/inf features for 1 of the 3 samples of d/train \(rows \[2\]\)",
+    ):
+        cache.write(other, [np.array([[0.0], [1.0], [np.inf]])], 3)
+    assert not cache.path(other).exists()

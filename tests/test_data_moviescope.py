@@ -9,7 +9,7 @@ import pytest
 
 from src.data.issues import DataIssueError
 from src.data.moviescope import MoviescopeDataModule, mel_array
-from src.data.mult import load_pickle
+from src.data.safe_pickle import load_pickle
 from tests.data_writers import MOVIESCOPE_GENRES, python2_array_pickle, write_moviescope
 from tests.helpers import train_cli
 
@@ -53,11 +53,13 @@ def test_missing_and_broken_pickles(tmp_path):
     )
     with pytest.raises(DataIssueError, match=f"PosterFeatures/{ids['train'][2]}.p missing"):
         MoviescopeDataModule(str(tmp_path))._ensure("train")
-    dm = MoviescopeDataModule(str(tmp_path), on_problem={"missing_file": "blank", "unreadable_file": "skip"})
+    policy = {"missing_file": "blank", "unreadable_file": "skip", "bad_shape": "skip"}
+    dm = MoviescopeDataModule(str(tmp_path), on_problem=policy)
     train = dm._ensure("train")
     assert len(train) == 6 and dm.issue_counts["train"] == {
         "missing_file": {"blank": 1},
-        "unreadable_file": {"skip": 2},
+        "unreadable_file": {"skip": 1},
+        "bad_shape": {"skip": 1},
     }
     assert float(train[train.ids.index(ids["train"][2])]["poster"].abs().sum()) == 0.0
 

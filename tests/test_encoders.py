@@ -181,7 +181,14 @@ def test_rnn_end2end_learns_its_word_vectors_from_scratch():
     trained with the RNN, carried by the checkpoint; nothing pre-trained is read."""
     torch.manual_seed(0)
     encoder = RNNEncoder(
-        [], "text", vectors="scratch", vocab_size=3, embedding_dim=4, hidden_dim=5, cell="gru", bidirectional=False
+        [],
+        "text",
+        vectors="scratch",
+        vocab_size=3,
+        embedding_dim=4,
+        hidden_dim=5,
+        cell="gru",
+        bidirectional=False,
     )
     assert encoder.requires_fit and not encoder.cacheable
     with pytest.raises(RuntimeError, match="before fit"):
@@ -195,7 +202,14 @@ def test_rnn_end2end_learns_its_word_vectors_from_scratch():
     assert embeddings.grad[2:4].abs().sum() > 0  # the rows of "the" and "cat" learn
     assert "from scratch (3 training words)" in encoder.provenance["weights"]
     reloaded = RNNEncoder(
-        [], "text", vectors="scratch", vocab_size=3, embedding_dim=4, hidden_dim=5, cell="gru", bidirectional=False
+        [],
+        "text",
+        vectors="scratch",
+        vocab_size=3,
+        embedding_dim=4,
+        hidden_dim=5,
+        cell="gru",
+        bidirectional=False,
     )
     reloaded.load_state_dict(encoder.state_dict())
     torch.testing.assert_close(reloaded(["the cat", "a zebra"]), out)

@@ -13,11 +13,12 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
+from src.errors import ConfigError
 from src.models.fusion.gmu import GMUFusion
 from src.models.fusion.linear_sum import LinearSumFusion
 from src.models.fusion.moe import MoEFusion
 from src.models.heads import Maxout, build_head
-from src.train import build_model, resolve_data_dependent
+from src.train import build_model, resolve_data_dependent, train
 from tests.data_writers import write_mmimdb_hdf5, write_mmimdb_raw
 from tests.helpers import CONF_DIR, compose_train, run_cli
 
@@ -162,18 +163,7 @@ def test_two_trial_search_of_a_row_without_a_fusion_layer(mmimdb_root, tmp_path)
 
 
 def test_missing_optimized_metric_is_a_clear_error(tmp_path):
-    proc = run_cli(
-        "src.train",
-        [
-            f"hydra.run.dir={tmp_path}",
-            "data=digits",
-            "+optimized_metric=val/nope",
-            "train=false",
-            "debug=limit",
-            "logger=csv",
-            "callbacks=none",
-        ],
-        timeout=300,
-    )
-    assert proc.returncode != 0
-    assert "optimized_metric 'val/nope' is not among this run's metrics" in proc.stdout + proc.stderr
+    """Checked at start-up against the task's metrics (src/utils/config_checks.py), not after training."""
+    with pytest.raises(ConfigError, match="optimized_metric 'val/nope' is not among this run's metrics"):
+        train(compose_train(["data=digits", "+optimized_metric=val/nope", "logger=csv"], tmp_path))
+    assert not (tmp_path / "checkpoints").exists()

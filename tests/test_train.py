@@ -11,6 +11,7 @@ import torch
 from omegaconf import OmegaConf
 
 from src.data.digits import DigitsDataModule
+from src.models.module import FusionClassifier
 from src.train import train
 from tests.helpers import compose_train, run_cli, train_cli
 
@@ -68,19 +69,41 @@ def test_seed_zero_is_honoured(tmp_path: Path):
     assert first != other
 
 
-def test_fitting_never_reads_the_test_split(tmp_path: Path, monkeypatch):
-    loaded: list[str] = []
-    original = DigitsDataModule.load_split
+def test_no_test_sample_reaches_the_model_during_fit(tmp_path: Path, monkeypatch):
+    """The pre-flight reads and validates every split's files once, the test split's included, but
+    during fit no test sample reaches a DataLoader, the model, a metric or a selection: the test
+    split is handed out (``_ensure``) only by ``trainer.test``."""
+    read, handed_out, ids_in_fit = [], [], set()
+    original_load, original_ensure = DigitsDataModule.load_split, DigitsDataModule._ensure
+    original_forward = FusionClassifier.forward
 
-    def recording(self, split):
-        loaded.append(split)
-        return original(self, split)
+    def recording_load(self, split):
+        read.append(split)
+        return original_load(self, split)
 
-    monkeypatch.setattr(DigitsDataModule, "load_split", recording)
+    def recording_ensure(self, split):
+        handed_out.append((split, self.trainer.state.fn if self.trainer else None))
+        return original_ensure(self, split)
+
+    def recording_forward(self, batch):
+        if self.trainer.state.fn == "fit":
+            ids_in_fit.update(batch["ids"])
+        return original_forward(self, batch)
+
+    monkeypatch.setattr(DigitsDataModule, "load_split", recording_load)
+    monkeypatch.setattr(DigitsDataModule, "_ensure", recording_ensure)
+    monkeypatch.setattr(FusionClassifier, "forward", recording_forward)
+    test_ids = set(DigitsDataModule().load_split("test").ids)
+    read.clear()
     train_inprocess(tmp_path / "fit", "test=false")
-    assert loaded == ["train", "val"]
+    assert read == ["train", "val", "test"]  # the pre-flight, once per split
+    assert {split for split, _ in handed_out} == {"train", "val"}
+    assert ids_in_fit and not ids_in_fit & test_ids
+    read.clear(), handed_out.clear(), ids_in_fit.clear()
     train_inprocess(tmp_path / "fit_test")
-    assert loaded[-1] == "test" and loaded.count("test") == 1
+    assert read == ["train", "val", "test"]
+    assert {fn for split, fn in handed_out if split == "test"} == {"test"}  # only trainer.test
+    assert not ids_in_fit & test_ids
 
 
 def test_synthetic_gmu_multilabel_run(tmp_path: Path):

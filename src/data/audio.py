@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from src.errors import DataFormatError
+
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
     """A mono 16-bit PCM WAV as float32 in [-1, 1] and its sample rate (stereo is averaged)."""
@@ -17,11 +19,11 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
             width, channels, rate, n = f.getsampwidth(), f.getnchannels(), f.getframerate(), f.getnframes()
             raw = f.readframes(n)
     except (wave.Error, EOFError, OSError) as err:
-        raise ValueError(f"{path}: not a readable WAV file ({err})") from err
+        raise DataFormatError(f"{path}: not a readable WAV file ({err})") from err
     if width != 2:
-        raise ValueError(f"{path}: {8 * width}-bit samples, expected 16-bit PCM")
+        raise DataFormatError(f"{path}: {8 * width}-bit samples, expected 16-bit PCM")
     if len(raw) != n * channels * width:
-        raise ValueError(f"{path}: truncated ({len(raw)} of {n * channels * width} data bytes)")
+        raise DataFormatError(f"{path}: truncated ({len(raw)} of {n * channels * width} data bytes)")
     samples = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
     return samples.reshape(-1, channels).mean(1), rate
 

@@ -23,6 +23,7 @@ from src.data.base import SPLITS, DatasetNotFoundError, SampleDataset
 from src.data.files import FileDataModule
 from src.data.mmnist import load_mnist
 from src.data.pca_views import PCAViews
+from src.errors import DataFormatError
 from src.metrics import MULTICLASS
 
 log = logging.getLogger("mmfusion")
@@ -101,12 +102,12 @@ class AVMNISTDataModule(FileDataModule):
         for path in paths:
             match = FSDD_NAME.match(path.name)
             if not match:
-                raise ValueError(f"{path}: FSDD file names are {{digit}}_{{speaker}}_{{take}}.wav")
+                raise DataFormatError(f"{path}: FSDD file names are {{digit}}_{{speaker}}_{{take}}.wav")
             per_split[fsdd_split(int(match.group(3)), self.val_takes)].append((int(match.group(1)), path))
         for split, recs in per_split.items():
             missing = sorted(set(range(10)) - {d for d, _ in recs})
             if missing:
-                raise ValueError(
+                raise DataFormatError(
                     f"FSDD under {folder}: the {split} split has no recording of digits {missing}"
                 )
         log.info("FSDD: %s recordings per split", {s: len(r) for s, r in per_split.items()})

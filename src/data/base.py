@@ -1,8 +1,12 @@
 """What every dataset of the repo shares: sample dicts, collation with masks, and the split discipline.
 
 A dataset module subclasses :class:`FusionDataModule` and implements ``load_split(name)`` for
-``train``, ``val`` and ``test``. Splits are loaded lazily and recorded in ``loaded_splits``: fitting
-loads ``train`` and ``val`` only, so the test split is provably untouched until ``trainer.test``.
+``train``, ``val`` and ``test``; ``load_split`` reads and validates the split's files (and applies
+the bad-input policy). :meth:`FusionDataModule.preflight` loads and validates all three splits
+before training starts (``src.train`` calls it), so a broken file of any split stops the run before
+the first step. A split reaches a DataLoader (and so a model, a metric or a selection) only through
+``_ensure``, recorded in ``loaded_splits``: fitting hands out ``train`` and ``val`` only, so no test
+sample is seen before ``trainer.test``.
 """
 
 from __future__ import annotations
@@ -14,13 +18,17 @@ from typing import Any
 import numpy as np
 import torch
 from lightning import LightningDataModule
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler
+
+from src.data.validate import check_split_ids
+from src.errors import ConfigError, UserError
+from src.utils.rng import restore_rng_state, rng_state
 
 SPLITS = ("train", "val", "test")
 MODALITY_KINDS = ("vector", "image", "sequence", "text")
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(UserError, FileNotFoundError):
     """A dataset's files are not where the config says; the message tells where and how to get them."""
 
 
@@ -51,8 +59,7 @@ class SampleDataset(Dataset):
         for name, values in {**modalities, "labels": labels, **(extras or {})}.items():
             if len(values) != n:
                 raise ValueError(f"{name!r} has {len(values)} rows but there are {n} sample ids")
-        if len(set(self.ids)) != n:
-            raise ValueError("sample ids are not unique")
+        check_unique_ids(self.ids)
         self.modalities = dict(modalities)
         self.labels = labels
         self.extras = dict(extras or {})
@@ -85,6 +92,14 @@ class SampleDataset(Dataset):
         sample["index"] = index
         sample["ids"] = self.ids[index]
         return sample
+
+
+def check_unique_ids(ids: Sequence[str]) -> None:
+    """Raise naming the repeated sample ids of a split (each sample must be one row)."""
+    if len(set(ids)) != len(ids):
+        seen: set[str] = set()
+        repeated = [i for i in ids if i in seen or seen.add(i)]
+        raise ValueError(f"sample ids are not unique: {sorted(set(repeated))[:5]} appear more than once")
 
 
 def _as_item(value: Any) -> Any:
@@ -147,6 +162,8 @@ class FusionDataModule(LightningDataModule):
         self.pin_memory = pin_memory
         self.splits: dict[str, SampleDataset] = {}
         self.loaded_splits: list[str] = []
+        self._validated: dict[str, Any] = {}
+        self._resumed_rng_state: dict[str, Any] | None = None
         self.class_names: list[str] = []
         self.modalities: dict[str, dict[str, Any]] = {}
         self.default_encoders: dict[str, dict[str, Any]] = {}
@@ -160,9 +177,25 @@ class FusionDataModule(LightningDataModule):
     def num_outputs(self) -> int:
         return 1 if self.task == "regression" else len(self.class_names)
 
+    def _validated_split(self, split: str) -> Any:
+        """``load_split(split)`` once: the split's files read and validated (nothing handed out)."""
+        if split not in self._validated:
+            self._validated[split] = self.load_split(split)
+        return self._validated[split]
+
+    def preflight(self) -> None:
+        """Read and validate every split's files, and check that no sample id is in two splits.
+
+        Called before training: a broken file, a bad label or an overlap of any split (the test
+        split's included) stops the run before the first step. It only reads and checks: no sample
+        reaches an encoder, a model, a metric or a selection (``_ensure`` hands splits out)."""
+        for split in SPLITS:
+            self._validated_split(split)
+        check_split_ids(f"{type(self).__name__} sample ids", {s: self._validated[s].ids for s in SPLITS})
+
     def _ensure(self, split: str) -> SampleDataset:
         if split not in self.splits:
-            self.splits[split] = self.load_split(split)
+            self.splits[split] = self._validated_split(split)
             self.loaded_splits.append(split)
         return self.splits[split]
 
@@ -178,10 +211,11 @@ class FusionDataModule(LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         sequence_keys = [m for m, spec in self.modalities.items() if spec["kind"] == "sequence"]
+        dataset = self._ensure(split)
         return DataLoader(
-            self._ensure(split),
+            dataset,
             batch_size=self.batch_size if split == "train" else self.eval_batch_size,
-            shuffle=shuffle,
+            sampler=ResumingRandomSampler(dataset, self._restore_resumed_rng) if shuffle else None,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
@@ -189,7 +223,37 @@ class FusionDataModule(LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
+        if self.num_workers == 0:  # a new iterator per epoch: its creation is the first draw
+            self._restore_resumed_rng()
         return self._loader("train", shuffle=True)
+
+    # exact resume ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in every checkpoint (Lightning calls it at the end of an epoch): the global
+        random-number state, from which the next epoch draws its training order, the loader
+        workers' seeds and the model's dropout (``src.utils.rng``)."""
+        return {"rng_state": rng_state()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """On resume: keep the checkpoint's random-number state and restore it right before the
+        draw that the uninterrupted run made first after writing the checkpoint. Without loader
+        workers that is the creation of the epoch's loader iterator (its base seed), so the state is
+        restored when the training loader is requested; with (persistent) workers the iterator is
+        reused and the first draw is the epoch's order (:class:`ResumingRandomSampler`, after the
+        resumed run started its workers); when a distributed sampler replaced ours (DDP), it is the
+        first training batch's dropout. Lightning's sanity check in between runs with the state
+        isolated."""
+        self._resumed_rng_state = state_dict.get("rng_state")
+
+    def _restore_resumed_rng(self) -> None:
+        if self._resumed_rng_state is not None:
+            restore_rng_state(self._resumed_rng_state)
+            self._resumed_rng_state = None
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if self._resumed_rng_state is not None and self.trainer is not None and self.trainer.training:
+            self._restore_resumed_rng()
+        return batch
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)
@@ -198,10 +262,23 @@ class FusionDataModule(LightningDataModule):
         return self._loader("test", shuffle=False)
 
 
+class ResumingRandomSampler(RandomSampler):
+    """``RandomSampler`` (the same order as ``shuffle=True``) that calls ``before_draw`` right before
+    it draws an epoch's order: a resumed run restores its random-number state there."""
+
+    def __init__(self, data_source: Dataset, before_draw: Any) -> None:
+        super().__init__(data_source)
+        self.before_draw = before_draw
+
+    def __iter__(self):
+        self.before_draw()
+        yield from super().__iter__()
+
+
 def stratified_split(labels: np.ndarray, fractions: Sequence[float], seed: int) -> dict[str, np.ndarray]:
     """Seeded stratified train/val/test indices of a single-label array (sorted within each split)."""
     if len(fractions) != 3 or not np.isclose(sum(fractions), 1.0):
-        raise ValueError(f"split fractions must be three numbers summing to 1, got {list(fractions)}")
+        raise ConfigError(f"data.split_fractions={list(fractions)}: expected three numbers summing to 1")
     rng = np.random.default_rng(seed)
     parts: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
     for value in np.unique(labels):

@@ -3,9 +3,11 @@
 Composes the same config as ``python -m src.train`` (Hydra compose API, same overrides), builds the
 DataModule in report mode (every problem is recorded instead of raised), loads each split and then
 reads every sample: counts, missing files, unreadable or truncated images/pickles, empty texts,
-unknown labels, wrong shapes/dtypes, NaN/inf values, split ids absent from the data. Prints a report
-per split and exits 1 when anything is wrong (repairs the reference loaders always apply, such as
-MulT's ``-inf`` audio -> 0, are reported but do not fail the check).
+unknown labels, wrong shapes/dtypes, NaN/inf values, split ids absent from the data, and samples
+shared by two splits. Prints a report per split and exits 1 when anything is wrong (repairs the
+reference loaders always apply, such as MulT's ``-inf`` audio -> 0, are reported but do not fail
+the check). Pickles are read by the restricted unpickler (``src.data.safe_pickle``): a file that
+names code is reported, never run.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 
 import src  # noqa: F401  (resolvers)
-from src.data.base import SPLITS, DatasetNotFoundError, FusionDataModule
+from src.data.base import SPLITS, FusionDataModule
 from src.data.files import FileDataModule
 from src.data.issues import MAX_EXAMPLES
+from src.data.validate import check_split_ids
+from src.errors import DataFormatError, user_error_in, user_message
 from src.metrics import MULTICLASS, MULTILABEL
 from src.utils.resolvers import REPO_ROOT
 
@@ -66,9 +70,10 @@ def check(datamodule: FusionDataModule) -> tuple[dict[str, dict[str, Any]], bool
     """Per split: {samples, problems: {problem: count}, examples, fixed}; and whether all is clean."""
     report: dict[str, dict[str, Any]] = {}
     clean = True
+    loaded = {}
     for split in SPLITS:
         try:
-            dataset = datamodule._ensure(split)
+            dataset = loaded[split] = datamodule._ensure(split)
         except (ValueError, OSError) as err:
             report[split] = {
                 "samples": 0,
@@ -109,6 +114,17 @@ def check(datamodule: FusionDataModule) -> tuple[dict[str, dict[str, Any]], bool
             "examples": dict(examples),
             "fixed": fixed,
         }
+    if len(loaded) == len(SPLITS):
+        try:
+            check_split_ids(f"{type(datamodule).__name__} sample ids", {s: d.ids for s, d in loaded.items()})
+        except DataFormatError as err:
+            report["all splits"] = {
+                "samples": sum(len(d) for d in loaded.values()),
+                "problems": {"split_overlap": 1},
+                "examples": {"split_overlap": [str(err)]},
+                "fixed": {},
+            }
+            clean = False
     return report, clean
 
 
@@ -135,8 +151,11 @@ def main(argv: list[str]) -> int:
     options = {"report_problems": True} if issubclass(get_class(cfg.data._target_), FileDataModule) else {}
     try:
         datamodule = instantiate(cfg.data, **options)
-    except (DatasetNotFoundError, ValueError, InstantiationException) as err:
-        print(f"data check: {cfg.data._target_}: {err}", file=sys.stderr)
+    except (ValueError, OSError, InstantiationException) as err:
+        user_error = user_error_in(err)
+        if user_error is None:
+            raise
+        print(f"data check: {cfg.data._target_}: {user_message(user_error)}", file=sys.stderr)
         return 1
     report, clean = check(datamodule)
     print_report(str(cfg.data._target_).rsplit(".", 1)[-1], report, clean)

@@ -23,6 +23,7 @@ from src.data.base import FusionDataModule, SampleDataset, collate_samples
 from src.data.feature_cache import FeatureCache, encode_batches, weights_sha256
 from src.data.issues import IssueLog
 from src.data.lazy import LazyDataset, RowReader
+from src.errors import ConfigError
 from src.models.encoders.base import IDENTITY_SPEC, Encoder, build_encoder
 
 log = logging.getLogger("mmfusion")
@@ -51,7 +52,7 @@ class FileDataModule(FusionDataModule):
         self.frozen_specs = {m: dict(spec) for m, spec in (frozen or {}).items() if spec}
         self.frozen_encoders: dict[str, Encoder] = {}
         if self.frozen_specs and not feature_cache_dir:
-            raise ValueError(
+            raise ConfigError(
                 "data.frozen needs data.feature_cache_dir (where the computed features are stored)"
             )
         self.feature_cache = FeatureCache(feature_cache_dir) if feature_cache_dir else None
@@ -70,7 +71,7 @@ class FileDataModule(FusionDataModule):
         """Build the frozen encoders (call at the end of ``__init__``, once ``modalities`` is set)."""
         for modality, spec in self.frozen_specs.items():
             if modality not in self.modalities:
-                raise ValueError(
+                raise ConfigError(
                     f"data.frozen names {modality!r}; {self.name} has modalities {sorted(self.modalities)}"
                 )
             shape, kind = self.modalities[modality]["shape"], self.modalities[modality]["kind"]
@@ -91,14 +92,20 @@ class FileDataModule(FusionDataModule):
             }
             self.default_encoders[modality] = dict(IDENTITY_SPEC)
 
+    def _validated_split(self, split: str) -> Dataset:
+        fresh = split not in self._validated
+        dataset = super()._validated_split(split)
+        if fresh:
+            self.issues.summarise(split)
+        return dataset
+
     def _ensure(self, split: str) -> Dataset:
         if split not in self.splits:
-            dataset = self.load_split(split)
+            dataset = self._validated_split(split)
             for modality, encoder in self.frozen_encoders.items():
                 self._attach_features(dataset, split, modality, encoder)
             self.splits[split] = dataset
             self.loaded_splits.append(split)
-            self.issues.summarise(split)
         return self.splits[split]
 
     # frozen features ----------------------------------------------------------------------
@@ -109,7 +116,10 @@ class FileDataModule(FusionDataModule):
             self.name, split, dataset.ids, str(name), weights_sha256(encoder), self.preprocessing(modality)
         )
         features = self.feature_cache.get_or_compute(
-            key, lambda: encode_batches(encoder, self._modality_batches(dataset, modality)), len(dataset)
+            key,
+            lambda: encode_batches(encoder, self._modality_batches(dataset, modality)),
+            len(dataset),
+            width=int(encoder.out_dim),
         )
         if isinstance(dataset, LazyDataset):
             dataset.readers[modality] = RowReader(features)

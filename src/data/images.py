@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from src.errors import DataFormatError
+
 
 def decode_image(path: Path, size: Sequence[int], mode: str = "resize_crop") -> np.ndarray:
     """RGB image at ``path`` as (3, H, W) uint8 with (H, W) = ``size``.
@@ -32,8 +34,20 @@ def decode_image(path: Path, size: Sequence[int], mode: str = "resize_crop") -> 
                 raise ValueError(f"poster mode {mode!r}; expected resize or resize_crop")
             array = np.asarray(img, dtype=np.uint8)
     except (OSError, UnidentifiedImageError, SyntaxError) as err:
-        raise ValueError(f"{path}: cannot decode image ({type(err).__name__}: {err})") from err
+        raise DataFormatError(f"{path}: cannot decode image ({type(err).__name__}: {err})") from err
     return np.ascontiguousarray(array.transpose(2, 0, 1))
+
+
+def verify_image(path: Path) -> None:
+    """Decode the whole image once, as cheaply as the format allows (JPEG: at 1/8 scale, which still
+    reads every byte of the compressed stream), so a truncated or corrupt file is found before
+    training; raises ``DataFormatError`` naming the file, like :func:`decode_image`."""
+    try:
+        with Image.open(path) as img:
+            img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))
+            img.load()
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
+        raise DataFormatError(f"{path}: cannot decode image ({type(err).__name__}: {err})") from err
 
 
 class PosterReader:

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from src.errors import ConfigError, UserError
+
 log = logging.getLogger("mmfusion")
 
 ERROR, SKIP, BLANK = "error", "skip", "blank"
@@ -28,7 +30,7 @@ PROBLEMS: dict[str, tuple[str, ...]] = {
     "missing_file": (ERROR, SKIP, BLANK),  # an id of the split has no file for a modality
     "unreadable_file": (ERROR, SKIP, BLANK),  # image / pickle / json that does not open or decode
     "empty_text": (ERROR, SKIP, BLANK),  # no plot / synopsis text
-    "unknown_label": (ERROR, SKIP),  # a label outside the class list (or no known label at all)
+    "unknown_label": (ERROR, SKIP),  # a label outside the class list, not as the format says, or none
     "bad_shape": (ERROR, SKIP, BLANK),  # array of the wrong shape or dtype
     "nonfinite": (ERROR, SKIP, BLANK),  # NaN / inf in a feature array
     "missing_id": (ERROR, SKIP),  # an id of the split absent from the data
@@ -37,7 +39,7 @@ PROBLEMS: dict[str, tuple[str, ...]] = {
 MAX_EXAMPLES = 5
 
 
-class DataIssueError(ValueError):
+class DataIssueError(UserError, ValueError):
     """A data problem under the ``error`` policy; the message names the file/key and the expectation."""
 
 
@@ -48,10 +50,10 @@ class IssueLog:
         policies = dict(policies or {})
         unknown = sorted(set(policies) - set(PROBLEMS))
         if unknown:
-            raise ValueError(f"data.on_problem names unknown problems {unknown}; known: {sorted(PROBLEMS)}")
+            raise ConfigError(f"data.on_problem names unknown problems {unknown}; known: {sorted(PROBLEMS)}")
         for problem, policy in policies.items():
             if policy not in PROBLEMS[problem]:
-                raise ValueError(f"data.on_problem.{problem}={policy!r}; allowed: {list(PROBLEMS[problem])}")
+                raise ConfigError(f"data.on_problem.{problem}={policy!r}; allowed: {list(PROBLEMS[problem])}")
         self.policies = {p: policies.get(p, ERROR) for p in PROBLEMS}
         self.report = report
         self.counts: dict[str, dict[str, dict[str, int]]] = defaultdict(
@@ -68,13 +70,16 @@ class IssueLog:
         if self.report:  # record and go on, with an action this call site supports
             policy = SKIP if allow is None or SKIP in allow else allow[0]
         if allow is not None and policy not in allow and policy != ERROR:
-            raise ValueError(
+            raise ConfigError(
                 f"data.on_problem.{problem}={policy!r} is not possible here ({message}); allowed: {list(allow)}"
             )
         if policy == ERROR:
+            options = " or ".join(
+                f"data.on_problem.{problem}={p}" for p in (allow or PROBLEMS[problem]) if p != ERROR
+            )
             raise DataIssueError(
-                f"[{split}] {problem}: {message}\n(set data.on_problem.{problem} to one of "
-                f"{[p for p in (allow or PROBLEMS[problem]) if p != ERROR]} to skip or blank such samples and count them; "
+                f"[{split}] {problem}: {message}\n(to {'/'.join(p for p in (allow or PROBLEMS[problem]) if p != ERROR)} "
+                f"such samples and count them, add {options} to the command; "
                 "`python -m src.data.check data=<name>` lists every problem)"
             )
         self.counts[split][problem][policy] += 1

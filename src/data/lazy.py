@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from src.data.base import check_unique_ids
+
 
 class LazyDataset(Dataset):
     """Like :class:`src.data.base.SampleDataset`, but each modality is a ``reader(row) -> tensor | str``.
@@ -27,8 +29,7 @@ class LazyDataset(Dataset):
         self.ids = [str(i) for i in ids]
         if len(labels) != len(self.ids):
             raise ValueError(f"labels have {len(labels)} rows but there are {len(self.ids)} sample ids")
-        if len(set(self.ids)) != len(self.ids):
-            raise ValueError("sample ids are not unique")
+        check_unique_ids(self.ids)
         self.readers = dict(readers)
         self.labels = labels
         self.extras = dict(extras or {})

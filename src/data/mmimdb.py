@@ -28,8 +28,17 @@ from sklearn.feature_extraction.text import HashingVectorizer
 
 from src.data.base import DatasetNotFoundError, SampleDataset, stratified_split
 from src.data.files import FileDataModule
-from src.data.images import PosterReader, decode_image
+from src.data.images import PosterReader, verify_image
 from src.data.lazy import LazyDataset, RowReader
+from src.data.validate import (
+    BINARY,
+    ArraySpec,
+    check_array,
+    check_split_ids,
+    check_split_ranges,
+    label_problems,
+)
+from src.errors import ConfigError, DataFormatError
 from src.metrics import MULTILABEL
 
 log = logging.getLogger("mmfusion")
@@ -44,6 +53,18 @@ GENRES = [
 DROPPED_GENRES = {"News", "Adult", "Talk-Show", "Reality-TV"}
 SPLIT_NAMES = {"train": "train", "val": "dev", "test": "test"}  # ours -> the files'
 HDF5_SOURCES = {"text": ("features", "three_grams", "word_grams"), "image": ("vgg_features", "images")}
+#: the arrays of ``multimodal_imdb.hdf5`` as published (../shared/reference/data_formats.md)
+HDF5_SPECS = {
+    "features": ArraySpec(("N", 300)),  # mean word2vec of the plot
+    "vgg_features": ArraySpec(("N", 4096)),  # VGG16 fc7 of the poster
+    "images": ArraySpec(("N", 3, 256, 160), "int"),  # resized + cropped posters, 0-255
+    "three_grams": ArraySpec(("N", "V")),  # tf-idf
+    "word_grams": ArraySpec(("N", "V")),
+    "genres": ArraySpec(("N", 23), "number"),  # 0/1 per genre, columns in target_names order
+    "imdb_ids": ArraySpec(("N",), "str"),
+}
+#: rows read at a time when the posters of the ``images`` source are validated
+IMAGE_CHECK_ROWS = 256
 
 HOW_TO_GET = (
     "MM-IMDb is distributed by its authors at https://archive.org/details/mmimdb (mmimdb.tar.gz, ~8 GB, "
@@ -76,7 +97,7 @@ def resplit_ids(splits: dict[str, list[str]], fractions: Sequence[float], seed: 
     For protocols that re-split the movies themselves (the 2025 comparison: 70/15/15 at random).
     """
     if len(fractions) != 3 or not np.isclose(sum(fractions), 1.0):
-        raise ValueError(
+        raise ConfigError(
             f"data.resplit={list(fractions)}: expected three train/val/test fractions summing to 1"
         )
     ids = sorted(i for split in splits.values() for i in split)
@@ -89,23 +110,18 @@ def read_split(path: Path) -> dict[str, list[str]]:
     try:
         raw = json.loads(path.read_text())
     except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: not readable JSON ({err})") from err
+        raise DataFormatError(f"{path}: not readable JSON ({err})") from err
     splits: dict[str, list[str]] = {}
     for ours, theirs in SPLIT_NAMES.items():
         ids = raw.get(theirs) if isinstance(raw, dict) else None
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-            raise ValueError(
+            raise DataFormatError(
                 f"{path}: key {theirs!r} must be a list of id strings; file has keys {list(raw) if isinstance(raw, dict) else type(raw)}"
             )
         if len(set(ids)) != len(ids):
-            raise ValueError(f"{path}: split {theirs!r} repeats ids")
+            raise DataFormatError(f"{path}: split {theirs!r} repeats ids")
         splits[ours] = ids
-    seen: dict[str, str] = {}
-    for split, ids in splits.items():
-        for i in ids:
-            if i in seen:
-                raise ValueError(f"{path}: id {i} is in both {seen[i]!r} and {split!r}")
-            seen[i] = split
+    check_split_ids(str(path), {SPLIT_NAMES[s]: ids for s, ids in splits.items()})
     return splits
 
 
@@ -161,23 +177,25 @@ class MMIMDbDataModule(FileDataModule):
     ) -> None:
         super().__init__(**options)
         if format not in ("raw", "hdf5"):
-            raise ValueError(f"data.format={format!r}; expected 'raw' or 'hdf5'")
+            raise ConfigError(f"data.format={format!r}; expected 'raw' or 'hdf5'")
         if resplit is not None and format != "raw":
-            raise ValueError(f"data.resplit={list(resplit)} needs data.format=raw (the hdf5 fixes its split)")
+            raise ConfigError(
+                f"data.resplit={list(resplit)} needs data.format=raw (the hdf5 fixes its split)"
+            )
         if plot_choice not in ("longest", "first", "all"):
-            raise ValueError(f"data.plot_choice={plot_choice!r}; expected longest, first or all")
+            raise ConfigError(f"data.plot_choice={plot_choice!r}; expected longest, first or all")
         if text_normalization not in ("none", "original"):
-            raise ValueError(f"data.text_normalization={text_normalization!r}; expected none or original")
+            raise ConfigError(f"data.text_normalization={text_normalization!r}; expected none or original")
         if text_features not in ("string", "hashing"):
-            raise ValueError(f"data.text_features={text_features!r}; expected string or hashing")
+            raise ConfigError(f"data.text_features={text_features!r}; expected string or hashing")
         if text_copies and (format != "raw" or text_features != "string"):
-            raise ValueError(
+            raise ConfigError(
                 "data.text_copies needs data.format=raw and data.text_features=string "
                 f"(got format={format!r}, text_features={text_features!r})"
             )
         clashes = sorted(set(text_copies) & {"text", "image"})
         if clashes:
-            raise ValueError(f"data.text_copies={list(text_copies)} reuses the modality names {clashes}")
+            raise ConfigError(f"data.text_copies={list(text_copies)} reuses the modality names {clashes}")
         self.text_copies = list(text_copies)
         self.root = Path(root)
         self.format = format
@@ -283,11 +301,10 @@ class MMIMDbDataModule(FileDataModule):
                 if self.issues.problem(split, "missing_file", f"poster {poster} is {what}") == "skip":
                     continue
                 poster = None
-            elif self.issues.policies["unreadable_file"] != "error" or self.issues.report:
-                # with a skip/blank policy, decode every poster now so that training never meets a broken one
+            else:  # decode every poster now, so that training never meets a broken one
                 try:
-                    decode_image(poster, self.poster["size"], self.poster["mode"])
-                except ValueError as err:
+                    verify_image(poster)
+                except DataFormatError as err:
                     if self.issues.problem(split, "unreadable_file", str(err)) == "skip":
                         continue
                     poster = None
@@ -302,7 +319,7 @@ class MMIMDbDataModule(FileDataModule):
                 labels.append(label)
                 posters.append(poster)
         if not ids:
-            raise ValueError(f"MM-IMDb {split}: no usable movie under {self.root}")
+            raise DataFormatError(f"MM-IMDb {split}: no usable movie under {self.root}")
         log.info(
             "mmimdb %s: %d samples from %d ids of split.json", split, len(ids), len(self._split_ids[split])
         )
@@ -323,25 +340,27 @@ class MMIMDbDataModule(FileDataModule):
 
     # hdf5 -------------------------------------------------------------------------------------
     def _read_hdf5_layout(self) -> dict[str, Any]:
-        """Validate the feature file and read its split table and genre order; sets ``modalities``."""
+        """Validate the feature file (arrays against ``HDF5_SPECS``, the Fuel split table, the genre
+        names) and read its split ranges and genre order; sets ``modalities``."""
         path = self.root / "multimodal_imdb.hdf5"
-        with h5py.File(path, "r") as f:
-            for modality, source in self.sources.items():
-                if source not in HDF5_SOURCES.get(modality, ()):
-                    raise ValueError(
-                        f"data.hdf5_sources.{modality}={source!r}; expected one of {HDF5_SOURCES.get(modality)}"
-                    )
+        for modality, source in self.sources.items():
+            if source not in HDF5_SOURCES.get(modality, ()):
+                raise ConfigError(
+                    f"data.hdf5_sources.{modality}={source!r}; expected one of {HDF5_SOURCES.get(modality)}"
+                )
+        with open_hdf5(path) as f:
             for key in (*self.sources.values(), "genres", "imdb_ids"):
                 if key not in f:
-                    raise ValueError(f"{path}: dataset {key!r} missing; the file has {sorted(f)}")
+                    raise DataFormatError(f"{path}: dataset {key!r} missing; the file has {sorted(f)}")
+                check_array(f"{path}:{key}", f[key].shape, f[key].dtype, HDF5_SPECS[key])
             if "split" not in f.attrs:
-                raise ValueError(
+                raise DataFormatError(
                     f"{path}: no Fuel 'split' attribute (structured array of split/source/start/stop)"
                 )
             table = f.attrs["split"]
             names = table.dtype.names or ()
             if not {"split", "source", "start", "stop"} <= set(names):
-                raise ValueError(
+                raise DataFormatError(
                     f"{path}: 'split' attribute has fields {names}, expected split, source, start, stop"
                 )
             ranges: dict[tuple[str, str], tuple[int, int]] = {}
@@ -349,53 +368,77 @@ class MMIMDbDataModule(FileDataModule):
                 ranges[(_text(row["split"]), _text(row["source"]))] = (int(row["start"]), int(row["stop"]))
             target_names = f["genres"].attrs.get("target_names")
             if target_names is None:
-                raise ValueError(f"{path}: 'genres' has no 'target_names' attribute")
+                raise DataFormatError(f"{path}: 'genres' has no 'target_names' attribute")
             names_list = (
                 json.loads(_text(target_names))
                 if isinstance(target_names, bytes | str)
                 else [_text(t) for t in target_names]
             )
             if sorted(names_list) != sorted(GENRES):
-                raise ValueError(f"{path}: genres/target_names {names_list} are not the 23 genres {GENRES}")
+                raise DataFormatError(
+                    f"{path}: genres/target_names {names_list} are not the 23 genres {GENRES}"
+                )
             n = len(f["genres"])
             shapes = {m: list(f[s].shape[1:]) for m, s in self.sources.items()}
             for key in (*self.sources.values(), "imdb_ids"):
                 if len(f[key]) != n:
-                    raise ValueError(f"{path}: {key!r} has {len(f[key])} rows, genres has {n}")
+                    raise DataFormatError(f"{path}: {key!r} has {len(f[key])} rows, genres has {n}")
         self.modalities = {
-            m: {"shape": shapes[m], "kind": "image" if len(shapes[m]) == 3 else "vector"}
+            m: {"shape": shapes[m], "kind": "image" if self.sources[m] == "images" else "vector"}
             for m in self.sources
         }
-        return {"path": path, "ranges": ranges, "order": [names_list.index(g) for g in GENRES]}
+        layout = {
+            "path": path,
+            "ranges": ranges,
+            "names": names_list,
+            "order": [names_list.index(g) for g in GENRES],
+        }
+        split_rows = {SPLIT_NAMES[s]: self._split_range(s, layout) for s in SPLIT_NAMES}
+        check_split_ranges(f"{path} ('split' attribute)", split_rows, n)
+        return layout
 
-    def _split_range(self, split: str) -> tuple[int, int]:
-        ranges, theirs = self._h5_layout["ranges"], SPLIT_NAMES[split]
+    def _split_range(self, split: str, layout: dict[str, Any] | None = None) -> tuple[int, int]:
+        layout = layout or self._h5_layout
+        ranges, theirs = layout["ranges"], SPLIT_NAMES[split]
         found = {ranges[(theirs, s)] for s in (*self.sources.values(), "genres") if (theirs, s) in ranges}
         if not found:
-            raise ValueError(
-                f"{self._h5_layout['path']}: the split attribute has no rows for split {theirs!r}"
-            )
+            raise DataFormatError(f"{layout['path']}: the split attribute has no rows for split {theirs!r}")
         if len(found) > 1:
-            raise ValueError(
-                f"{self._h5_layout['path']}: sources disagree on the {theirs!r} range: {sorted(found)}"
+            raise DataFormatError(
+                f"{layout['path']}: sources disagree on the {theirs!r} range: {sorted(found)}"
             )
         return found.pop()
 
     def _load_hdf5(self, split: str) -> SampleDataset | LazyDataset:
         start, stop = self._split_range(split)
         path = self._h5_layout["path"]
-        with h5py.File(path, "r") as f:
+        with open_hdf5(path) as f:
             ids = [_text(i) for i in f["imdb_ids"][start:stop]]
-            labels = np.asarray(f["genres"][start:stop])[:, self._h5_layout["order"]].astype(np.float32)
+            file_labels = np.asarray(f["genres"][start:stop])
             vectors = {
                 m: np.asarray(f[s][start:stop], dtype=np.float32)
                 for m, s in self.sources.items()
                 if self.modalities[m]["kind"] == "vector"
             }
+            if "images" in self.sources.values():
+                check_pixels(f, "images", start, stop, path)
         keep = np.ones(len(ids), dtype=bool)
+        problems = label_problems(file_labels, BINARY, self._h5_layout["names"])
+        flagged = {row for row, _ in problems}
+        no_genre = np.flatnonzero(np.nan_to_num(file_labels).sum(1) == 0)
+        problems += [(int(row), "has no genre") for row in no_genre if row not in flagged]
+        for row, reason in sorted(problems):
+            self.issues.problem(
+                split,
+                "unknown_label",
+                f"{path}:genres[{start + row}] (id {ids[row]}) {reason}",
+                allow=("skip",),
+            )
+            keep[row] = False
+        labels = file_labels[:, self._h5_layout["order"]].astype(np.float32)
         for m, array in vectors.items():
             bad = ~np.isfinite(array).all(axis=1)
-            for row in np.flatnonzero(bad):
+            for row in np.flatnonzero(bad & keep):
                 action = self.issues.problem(
                     split, "nonfinite", f"{path}:{self.sources[m]}[{start + row}] (id {ids[row]}) has NaN/inf"
                 )
@@ -403,21 +446,32 @@ class MMIMDbDataModule(FileDataModule):
                     keep[row] = False
                 else:
                     array[row] = np.nan_to_num(array[row], nan=0.0, posinf=0.0, neginf=0.0)
-        no_label = labels.sum(1) == 0
-        for row in np.flatnonzero(no_label & keep):
-            self.issues.problem(
-                split,
-                "unknown_label",
-                f"{path}:genres[{start + row}] (id {ids[row]}) has no genre",
-                allow=("skip",),
-            )
-            keep[row] = False
         rows = np.flatnonzero(keep)
         readers = {m: RowReader(v[rows]) for m, v in vectors.items()}
         for m, source in self.sources.items():
             if m not in vectors:
                 readers[m] = H5RowReader(path, source, start + rows)
         return LazyDataset([ids[r] for r in rows], readers, labels[rows])
+
+
+def open_hdf5(path: Path) -> h5py.File:
+    """``h5py.File(path, "r")``; a file that is not (or no longer) HDF5, e.g. truncated, is named."""
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        raise DataFormatError(f"{path}: not a readable HDF5 file ({err})") from err
+
+
+def check_pixels(f: h5py.File, key: str, start: int, stop: int, path: Path) -> None:
+    """The posters of rows [start, stop) hold 0-255 pixel values (read in chunks)."""
+    for lo in range(start, stop, IMAGE_CHECK_ROWS):
+        chunk = np.asarray(f[key][lo : min(lo + IMAGE_CHECK_ROWS, stop)])
+        low, high = int(chunk.min(initial=0)), int(chunk.max(initial=0))
+        if low < 0 or high > 255:
+            raise DataFormatError(
+                f"{path}:{key}[{lo}:{min(lo + IMAGE_CHECK_ROWS, stop)}] holds values in [{low}, {high}]; "
+                "the published posters are 0-255 pixels"
+            )
 
 
 def _text(value: Any) -> str:

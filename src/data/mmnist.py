@@ -19,11 +19,13 @@ import numpy as np
 from src.data.base import DatasetNotFoundError, SampleDataset, stratified_split
 from src.data.files import FileDataModule
 from src.data.pca_views import PCAViews
+from src.errors import DataFormatError
 from src.metrics import MULTICLASS
 
 log = logging.getLogger("mmfusion")
 
 IDX_MAGIC = {2051: 3, 2049: 1}  # images (N, rows, cols), labels (N,)
+MNIST_SIDE = (28, 28)  # ../shared/reference/data_formats.md: 28 x 28 views
 HOW_TO_GET = (
     "MNIST in IDX format: http://yann.lecun.com/exdb/mnist/ (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
     "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz); `python -m src.data.prepare mnist` downloads them."
@@ -37,18 +39,18 @@ def read_idx(path: Path) -> np.ndarray:
         with opener(path, "rb") as f:
             data = f.read()
     except (OSError, EOFError) as err:
-        raise ValueError(f"{path}: cannot read ({err})") from err
+        raise DataFormatError(f"{path}: cannot read ({err})") from err
     if len(data) < 8:
-        raise ValueError(f"{path}: {len(data)} bytes, too short for an IDX header")
+        raise DataFormatError(f"{path}: {len(data)} bytes, too short for an IDX header")
     magic = int.from_bytes(data[:4], "big")
     if magic not in IDX_MAGIC:
-        raise ValueError(f"{path}: magic number {magic}, expected 2051 (images) or 2049 (labels)")
+        raise DataFormatError(f"{path}: magic number {magic}, expected 2051 (images) or 2049 (labels)")
     ndim = IDX_MAGIC[magic]
     dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     offset = 4 + 4 * ndim
     expected = int(np.prod(dims))
     if len(data) - offset != expected:
-        raise ValueError(
+        raise DataFormatError(
             f"{path}: header says {dims} ({expected} bytes) but {len(data) - offset} data bytes follow"
         )
     return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(dims)
@@ -80,11 +82,15 @@ def load_mnist(
     for image_path, label_path in pairs:
         x, y = read_idx(image_path), read_idx(label_path)
         if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
-            raise ValueError(
+            raise DataFormatError(
                 f"{image_path} {x.shape} and {label_path} {y.shape}: expected (N, rows, cols) images and N labels"
             )
         if y.max(initial=0) > 9:
-            raise ValueError(f"{label_path}: labels up to {y.max()}, expected digits 0-9")
+            raise DataFormatError(f"{label_path}: labels up to {y.max()}, expected digits 0-9")
+        if x.shape[1:] != MNIST_SIDE:
+            raise DataFormatError(
+                f"{image_path}: images of {x.shape[1]} x {x.shape[2]} pixels, expected MNIST's {MNIST_SIDE[0]} x {MNIST_SIDE[1]}"
+            )
         arrays.append((x, y))
     images = np.concatenate([a[0] for a in arrays]).astype(np.float32) / 255.0
     labels = np.concatenate([a[1] for a in arrays]).astype(np.int64)

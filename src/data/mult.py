@@ -5,7 +5,10 @@ dict ``{"train"|"valid"|"test": {"text": (N, T_l, 300), "audio": (N, T_a, 74), "
 35), "labels": ..., optional "id"}}``, zero-padded per modality. Each modality becomes a
 ``sequence`` with a padding mask derived from the zero steps (a step is real when any feature is
 non-zero). ``-inf`` in ``audio`` is replaced by 0 as in the reference loader and counted; other
-NaN/inf values follow ``data.on_problem.nonfinite``.
+NaN/inf values follow ``data.on_problem.nonfinite``. Labels are validated before they become targets
+(``src.data.validate.label_problems``): a bad row is an ``unknown_label`` problem naming split, row
+and class. The pickle is read by the restricted unpickler of :mod:`src.data.safe_pickle`
+(``data.trust_pickle_files=true`` to lift it for files you trust).
 
 Tasks: IEMOCAP's (N, 4, 2) one-hot labels become 4 binary emotions (Neutral, Happy, Sad, Angry,
 multilabel); MOSI/MOSEI sentiment (N, 1, 1) in [-3, 3] is regression; ``mosei_emotions`` reads the
@@ -16,7 +19,6 @@ CMU-SDK 7-column layout (sentiment, then happy, sad, anger, surprise, disgust, f
 from __future__ import annotations
 
 import logging
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,9 @@ import numpy as np
 
 from src.data.base import DatasetNotFoundError, SampleDataset
 from src.data.files import FileDataModule
+from src.data.safe_pickle import load_pickle
+from src.data.validate import INTENSITIES, ONEHOT_PAIRS, SENTIMENT, ArraySpec, check_array, label_problems
+from src.errors import ConfigError, DataFormatError
 from src.metrics import MULTILABEL, REGRESSION
 
 log = logging.getLogger("mmfusion")
@@ -46,18 +51,6 @@ HOW_TO_GET = (
 )
 
 
-def load_pickle(path: Path) -> Any:
-    """Unpickle ``path``; python-2-era pickles are retried with ``encoding="bytes"``."""
-    try:
-        with open(path, "rb") as f:
-            return pickle.load(f)
-    except UnicodeDecodeError:
-        with open(path, "rb") as f:
-            return pickle.load(f, encoding="bytes")
-    except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, ImportError) as err:
-        raise ValueError(f"{path}: not a readable pickle ({type(err).__name__}: {err})") from err
-
-
 def _key(mapping: dict, key: str) -> Any:
     """``mapping[key]`` also when the pickle came from python 2 (bytes keys)."""
     if key in mapping:
@@ -65,28 +58,51 @@ def _key(mapping: dict, key: str) -> Any:
     return mapping.get(key.encode())
 
 
-def labels_for(task: str, labels: np.ndarray, where: str) -> np.ndarray:
-    """The task's target array from the file's label array (validated)."""
-    labels = np.asarray(labels, dtype=np.float32)
+def label_array(task: str, labels: Any, where: str) -> np.ndarray:
+    """The file's label array as float32, its shape checked against the task's published layout."""
+    try:
+        labels = np.asarray(labels, dtype=np.float32)
+    except (TypeError, ValueError) as err:
+        raise DataFormatError(f"{where}: labels are not numeric ({err})") from err
     n = len(labels)
     if task == "iemocap":
         if labels.shape[1:] != (4, 2):
-            raise ValueError(
+            raise DataFormatError(
                 f"{where}: IEMOCAP labels have shape {labels.shape}, expected (N, 4, 2) one-hot per emotion"
             )
-        return labels.argmax(-1).astype(np.float32)
+        return labels
     flat = labels.reshape(n, -1)
-    if task == "mosei_emotions":
-        if flat.shape[1] != 7:
-            raise ValueError(
-                f"{where}: labels have {flat.shape[1]} column(s) (shape {labels.shape}); the 6-emotion task needs the "
-                "CMU-SDK 7-column layout (sentiment, happy, sad, anger, surprise, disgust, fear). The MulT mosei_senti "
-                "pickles carry sentiment only: use data=mosei for them, or a pickle built from the SDK's All Labels."
-            )
-        return (flat[:, 1:] > 0).astype(np.float32)
-    if flat.shape[1] != 1:
-        raise ValueError(f"{where}: sentiment labels have shape {labels.shape}, expected (N, 1, 1)")
+    if task == "mosei_emotions" and flat.shape[1] != 7:
+        raise DataFormatError(
+            f"{where}: labels have {flat.shape[1]} column(s) (shape {labels.shape}); the 6-emotion task needs the "
+            "CMU-SDK 7-column layout (sentiment, happy, sad, anger, surprise, disgust, fear). The MulT mosei_senti "
+            "pickles carry sentiment only: use data=mosei for them, or a pickle built from the SDK's All Labels."
+        )
+    if task in ("mosi", "mosei") and flat.shape[1] != 1:
+        raise DataFormatError(f"{where}: sentiment labels have shape {labels.shape}, expected (N, 1, 1)")
     return flat
+
+
+def label_row_problems(task: str, labels: np.ndarray) -> list[tuple[int, str]]:
+    """(row, reason) of the rows of a :func:`label_array` that break the task's layout."""
+    if task == "iemocap":
+        return label_problems(labels, ONEHOT_PAIRS, IEMOCAP_EMOTIONS)
+    if task == "mosei_emotions":
+        sentiment = [
+            (r, f"sentiment {why}") for r, why in label_problems(labels[:, :1], SENTIMENT, ["sentiment"])
+        ]
+        return sorted(sentiment + label_problems(labels[:, 1:], INTENSITIES, MOSEI_EMOTIONS))
+    return label_problems(labels, SENTIMENT, ["sentiment"])
+
+
+def labels_for(task: str, labels: np.ndarray) -> np.ndarray:
+    """The task's targets from a validated :func:`label_array`: IEMOCAP's one-hot pairs -> 0/1 per
+    emotion, emotion intensities -> present when > 0, sentiment as is."""
+    if task == "iemocap":
+        return labels.argmax(-1).astype(np.float32)
+    if task == "mosei_emotions":
+        return (labels[:, 1:] > 0).astype(np.float32)
+    return labels
 
 
 def padding_mask(x: np.ndarray) -> np.ndarray:
@@ -98,11 +114,18 @@ class MulTDataModule(FileDataModule):
     """One of the MulT pickle datasets; ``dataset`` picks the task (see ``TASKS``)."""
 
     def __init__(
-        self, root: str, dataset: str, aligned: bool = True, file_stem: str | None = None, **options
+        self,
+        root: str,
+        dataset: str,
+        aligned: bool = True,
+        file_stem: str | None = None,
+        trust_pickle_files: bool = False,
+        **options,
     ) -> None:
         super().__init__(**options)
         if dataset not in TASKS:
-            raise ValueError(f"data.dataset={dataset!r}; expected one of {sorted(TASKS)}")
+            raise ConfigError(f"data.dataset={dataset!r}; expected one of {sorted(TASKS)}")
+        self.trust_pickle_files = bool(trust_pickle_files)
         stem, self.task, names = TASKS[dataset]
         self.name = dataset
         self.dataset = dataset
@@ -127,48 +150,58 @@ class MulTDataModule(FileDataModule):
         self.setup_frozen()
 
     def _read(self) -> dict:
-        data = load_pickle(self.path)
+        data = load_pickle(self.path, trusted=self.trust_pickle_files)
         if not isinstance(data, dict):
-            raise ValueError(f"{self.path}: top level is {type(data).__name__}, expected a dict of splits")
+            raise DataFormatError(
+                f"{self.path}: top level is {type(data).__name__}, expected a dict of splits"
+            )
         data = {k.decode() if isinstance(k, bytes) else k: v for k, v in data.items()}
         for theirs in SPLIT_KEYS.values():
             split = data.get(theirs)
             if not isinstance(split, dict):
-                raise ValueError(
+                raise DataFormatError(
                     f"{self.path}: split key {theirs!r} missing or not a dict; keys: {sorted(data)}"
                 )
             n = None
             for m, dim in FEATURE_DIMS.items():
                 x = _key(split, m)
                 if x is None:
-                    raise ValueError(
+                    raise DataFormatError(
                         f"{self.path}[{theirs!r}]: no {m!r} array; keys: {sorted(map(str, split))}"
                     )
                 shape = np.shape(x)
-                if len(shape) != 3 or shape[2] != dim:
-                    raise ValueError(f"{self.path}[{theirs!r}][{m!r}]: shape {shape}, expected (N, T, {dim})")
+                check_array(
+                    f"{self.path}[{theirs!r}][{m!r}]",
+                    shape,
+                    getattr(x, "dtype", None),
+                    ArraySpec(("N", "T", dim), "number"),
+                )
                 if n is not None and shape[0] != n:
-                    raise ValueError(
+                    raise DataFormatError(
                         f"{self.path}[{theirs!r}][{m!r}]: {shape[0]} rows, other modalities have {n}"
                     )
                 n = shape[0]
             labels = _key(split, "labels")
             if labels is None or len(labels) != n:
-                raise ValueError(f"{self.path}[{theirs!r}]['labels']: missing or not {n} rows")
+                raise DataFormatError(f"{self.path}[{theirs!r}]['labels']: missing or not {n} rows")
         return data
 
     def load_split(self, split: str) -> SampleDataset:
         theirs = SPLIT_KEYS[split]
         raw = self._data[theirs]
         where = f"{self.path}[{theirs!r}]"
-        labels = labels_for(self.dataset, _key(raw, "labels"), f"{where}['labels']")
+        file_labels = label_array(self.dataset, _key(raw, "labels"), f"{where}['labels']")
+        keep = np.ones(len(file_labels), dtype=bool)
+        for row, reason in label_row_problems(self.dataset, file_labels):
+            self.issues.problem(split, "unknown_label", f"{where}['labels'][{row}] {reason}", allow=("skip",))
+            keep[row] = False
+        labels = labels_for(self.dataset, np.nan_to_num(file_labels))
         arrays = {m: np.array(_key(raw, m), dtype=np.float32) for m in FEATURE_DIMS}
         neg_inf = np.isneginf(arrays["audio"])
         self.issues.fixed(split, "audio_neg_inf_to_0", int(neg_inf.sum()))
         arrays["audio"][neg_inf] = 0.0
-        keep = np.ones(len(labels), dtype=bool)
         for m, x in arrays.items():
-            bad_rows = np.flatnonzero(~np.isfinite(x).all(axis=(1, 2)))
+            bad_rows = np.flatnonzero(~np.isfinite(x).all(axis=(1, 2)) & keep)
             for row in bad_rows:
                 action = self.issues.problem(
                     split,
@@ -179,14 +212,8 @@ class MulTDataModule(FileDataModule):
                     keep[row] = False
                 else:
                     x[row] = np.nan_to_num(x[row], nan=0.0, posinf=0.0, neginf=0.0)
-        bad_labels = np.flatnonzero(~np.isfinite(labels).all(axis=1))
-        for row in bad_labels:
-            self.issues.problem(
-                split, "unknown_label", f"{where}['labels'][{row}] is not finite", allow=("skip",)
-            )
-            keep[row] = False
         rows = np.flatnonzero(keep)
-        ids = self._ids(raw, len(labels))
+        ids = self._ids(raw, len(labels), theirs)
         return SampleDataset(
             ids=[ids[r] for r in rows],
             modalities={m: x[rows] for m, x in arrays.items()},
@@ -195,11 +222,12 @@ class MulTDataModule(FileDataModule):
         )
 
     @staticmethod
-    def _ids(raw: dict, n: int) -> list[str]:
-        """The file's ``id`` rows joined with '_' (unique-ified by row), or the row numbers."""
+    def _ids(raw: dict, n: int, split: str) -> list[str]:
+        """The file's ``id`` rows joined with '_' (a repeated id made unique as ``<id>#<row>``), or
+        ``<split>:row<i>`` when the file has none (then no overlap between splits can be checked)."""
         given = _key(raw, "id")
         if given is None or len(given) != n:
-            return [f"row{i:06d}" for i in range(n)]
+            return [f"{split}:row{i:06d}" for i in range(n)]
         ids = [
             "_".join(str(v.decode() if isinstance(v, bytes) else v) for v in np.atleast_1d(row))
             for row in given

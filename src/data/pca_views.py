@@ -32,6 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from src.errors import ConfigError
+
 SHARE_BY = ("vectors", "energy")
 #: how far below ``energy`` a view may end when the components run out (share ratio 0 with two
 #: views of energy 0.5 needs every component, and the two halves never split exactly)
@@ -62,7 +64,7 @@ def share_vectors(
         else:
             break
     if held.min() < energy - ENERGY_SLACK:
-        raise ValueError(
+        raise ConfigError(
             f"{n_views} views of energy {energy} sharing {share_ratio:.0%} of their vectors reach only "
             f"{[round(float(r), 3) for r in held]} of the variance; lower the energy or raise the share ratio"
         )
@@ -77,7 +79,7 @@ def share_energy(
     private_target = (1 - share_ratio) * energy
     needed = shared_target + n_views * private_target
     if needed > 1 + 1e-9:
-        raise ValueError(
+        raise ConfigError(
             f"{n_views} views of energy {energy} with share ratio {share_ratio} need {needed:.0%} of the variance; "
             "lower the energy or raise the share ratio"
         )
@@ -116,11 +118,11 @@ class PCAViews:
     ) -> PCAViews:
         """Fit the PCA on ``images`` (N, P) and choose each view's components (see module docstring)."""
         if not 0 < energy <= 1 or not 0 <= share_ratio <= 1:
-            raise ValueError(
+            raise ConfigError(
                 f"energy must be in (0, 1] and share_ratio in [0, 1]; got {energy}, {share_ratio}"
             )
         if share_by not in SHARE_BY:
-            raise ValueError(f"share_by={share_by!r}; expected one of {SHARE_BY}")
+            raise ConfigError(f"share_by={share_by!r}; expected one of {SHARE_BY}")
         x = images.reshape(len(images), -1).astype(np.float64)
         mean = x.mean(0)
         centred = x - mean

@@ -34,6 +34,7 @@ from typing import Literal
 import numpy as np
 
 from src.data.base import FusionDataModule, SampleDataset, stratified_split
+from src.errors import ConfigError
 from src.metrics import MULTILABEL
 
 Layout = Literal["random", "orthogonal"]
@@ -59,12 +60,12 @@ def sample_synthetic_gmu(
     Bernoulli draws (the paper's "200 samples per class"). ``layout``: see the module docstring.
     """
     if layout not in LAYOUTS:
-        raise ValueError(f"synthetic_gmu: layout must be one of {list(LAYOUTS)}, got {layout!r}")
+        raise ConfigError(f"synthetic_gmu: layout must be one of {list(LAYOUTS)}, got {layout!r}")
     for name, std in (("noise_std", noise_std), ("noise_spread", noise_spread)):
         if std < 0:
-            raise ValueError(f"synthetic_gmu: {name}={std}: a standard deviation must be >= 0")
+            raise ConfigError(f"synthetic_gmu: {name}={std}: a standard deviation must be >= 0")
     if layout == "orthogonal" and dim < 2:
-        raise ValueError(
+        raise ConfigError(
             f"synthetic_gmu: layout='orthogonal' needs dim >= 2 (a class and an offset axis), got {dim}"
         )
     rng = np.random.default_rng(seed)

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from src.data.base import FusionDataModule, SampleDataset, stratified_split
+from src.errors import ConfigError
 from src.metrics import MULTICLASS
 
 KEY_MODALITIES = ("text", "audio")
@@ -76,7 +77,7 @@ class SyntheticSequencesDataModule(FusionDataModule):
         }
         missing = [m for m in KEY_MODALITIES if m not in dims]
         if missing:
-            raise ValueError(
+            raise ConfigError(
                 f"data.dims must include the key modalities {list(KEY_MODALITIES)}; missing {missing}"
             )
         for modality, dim in dims.items():
@@ -85,11 +86,11 @@ class SyntheticSequencesDataModule(FusionDataModule):
                 or len(lengths[modality]) != 2
                 or not 1 <= lengths[modality][0] <= lengths[modality][1]
             ):
-                raise ValueError(
+                raise ConfigError(
                     f"data.lengths.{modality} must be [min, max] with 1 <= min <= max, got {lengths.get(modality)}"
                 )
             if modality in KEY_MODALITIES and dim < 2:
-                raise ValueError(
+                raise ConfigError(
                     f"data.dims.{modality}={dim}: a key modality needs at least 2 channels (marker, symbol)"
                 )
         self._sequences, self._labels, self.key_positions = sample_synthetic_sequences(

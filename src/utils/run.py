@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import sys
+import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from src.data.base import DatasetNotFoundError
+from src.errors import user_error_in, user_message
 
 log = logging.getLogger("mmfusion")
 
@@ -84,13 +85,21 @@ def finish_wandb(exit_code: int) -> None:
 
 
 def run_job(job: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
-    """Run one Hydra job: clear message for missing data, W&B always finished, env restored."""
+    """Run one Hydra job: W&B always finished, env restored, and a user error (bad config value,
+    data file, run directory or checkpoint: :class:`src.errors.UserError`, also when Hydra's
+    instantiate or a DataLoader worker wrapped it) printed as one message with exit code 2
+    (``HYDRA_FULL_ERROR=1`` prints the full traceback first)."""
     saved_env = dict(os.environ)
     try:
         result = job(cfg)
-    except DatasetNotFoundError as error:
+    except Exception as error:
         finish_wandb(exit_code=1)
-        log.error("%s", error)
+        user_error = user_error_in(error)
+        if user_error is None:
+            raise
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            traceback.print_exc()
+        log.error("%s", user_message(user_error))
         raise SystemExit(2) from None
     except BaseException:
         finish_wandb(exit_code=1)

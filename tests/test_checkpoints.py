@@ -1,0 +1,108 @@
+"""Issue 12, classes 11 and 13: a checkpoint cannot make src.eval or a resume instantiate code
+outside the allow-list, and a changed checkpoint is caught by its checksum sidecar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from src.errors import CheckpointError
+from src.models.module import CHECKPOINT_RUN_CONFIG_KEY
+from src.train import train
+from src.utils.checkpoints import read_checkpoint, sidecar_path
+from tests.helpers import compose_train, run_cli
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("run")
+    train(compose_train(["logger=csv", "callbacks.progress_bar=null", "trainer.max_epochs=1"], run))
+    return run
+
+
+def tampered(trained: Path, tmp_path: Path, change) -> Path:
+    (best,) = (trained / "checkpoints").glob("epoch_*.ckpt")
+    checkpoint = torch.load(best, map_location="cpu", weights_only=True)
+    change(checkpoint)
+    path = tmp_path / "tampered.ckpt"
+    torch.save(checkpoint, path)  # a file that passes torch's weights-only check
+    return path
+
+
+def test_every_checkpoint_has_a_matching_sidecar(trained):
+    checkpoints = sorted((trained / "checkpoints").glob("*.ckpt"))
+    assert len(checkpoints) == 2
+    for path in checkpoints:
+        assert sidecar_path(path).read_text().split() == [
+            __import__("hashlib").sha256(path.read_bytes()).hexdigest(),
+            path.name,
+        ]
+        read_checkpoint(path, CHECKPOINT_RUN_CONFIG_KEY)
+
+
+def test_a_bit_flip_is_refused(trained, tmp_path):
+    (best,) = (trained / "checkpoints").glob("epoch_*.ckpt")
+    copy = tmp_path / best.name
+    data = bytearray(best.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    copy.write_bytes(bytes(data))
+    sidecar_path(copy).write_bytes(sidecar_path(best).read_bytes())
+    with pytest.raises(CheckpointError, match=rf"{copy}: sha256 [0-9a-f]+ does not match its sidecar"):
+        read_checkpoint(copy, CHECKPOINT_RUN_CONFIG_KEY)
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "target"),
+    [
+        (
+            lambda c: c[CHECKPOINT_RUN_CONFIG_KEY].update(
+                data={"_target_": "numpy.savetxt", "fname": "x", "X": [1]}
+            ),
+            "mmfusion_run_config.data._target_",
+            "numpy.savetxt",
+        ),
+        (
+            lambda c: c[CHECKPOINT_RUN_CONFIG_KEY]["model"].update(_target_="subprocess.Popen"),
+            "mmfusion_run_config.model._target_",
+            "subprocess.Popen",
+        ),
+        (
+            lambda c: c["hyper_parameters"]["encoders"].update(
+                view1={"_target_": "logging.FileHandler", "filename": "x"}
+            ),
+            "hyper_parameters.encoders.view1._target_",
+            "logging.FileHandler",
+        ),
+        (
+            lambda c: c["hyper_parameters"]["optimizer"].update(_target_="os.getcwd"),
+            "hyper_parameters.optimizer._target_",
+            "os.getcwd",
+        ),
+        (
+            lambda c: c["hyper_parameters"]["fusion"].update(_target_="src.data.prepare.download"),
+            "hyper_parameters.fusion._target_",
+            "src.data.prepare.download",
+        ),
+    ],
+    ids=["data_savetxt", "model_popen", "encoder_filehandler", "optimizer_getcwd", "project_function"],
+)
+def test_targets_outside_the_allow_list_are_refused(trained, tmp_path, change, key, target):
+    path = tampered(trained, tmp_path, change)
+    with pytest.raises(CheckpointError, match=rf"{key}='{target}' is not on the allow-list"):
+        read_checkpoint(path, CHECKPOINT_RUN_CONFIG_KEY)
+
+
+def test_eval_and_resume_refuse_a_checkpoint_that_would_write_a_file(trained, tmp_path):
+    """Before: src.eval called numpy.savetxt from the stored config and wrote the file."""
+    marker = tmp_path / "written.txt"
+    config = {"_target_": "numpy.savetxt", "fname": str(marker), "X": [1, 2, 3]}
+    path = tampered(trained, tmp_path, lambda c: c[CHECKPOINT_RUN_CONFIG_KEY].update(data=config))
+    proc = run_cli("src.eval", [f"ckpt_path={path}", f"hydra.run.dir={tmp_path / 'eval'}"])
+    assert proc.returncode == 2 and "'numpy.savetxt' is not on the allow-list" in proc.stdout + proc.stderr
+    with pytest.raises(CheckpointError, match="numpy.savetxt"):
+        train(compose_train([f"ckpt_path={path}", "trainer.max_epochs=2"], tmp_path / "resumed"))
+    assert not marker.exists() and not (tmp_path / "resumed").exists()
