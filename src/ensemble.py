@@ -40,7 +40,8 @@ from omegaconf import DictConfig, OmegaConf
 
 import src  # noqa: F401  (registers the config resolvers)
 from src.eval import load_checkpoint_run
-from src.metrics import MULTILABEL, compute_metrics, multilabel_per_class
+from src.metrics import compute_metrics, multilabel_per_class
+from src.tasks import MULTILABEL
 from src.thresholds import tune_thresholds
 from src.utils.run import print_metrics_table, run_job, write_metrics
 

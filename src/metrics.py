@@ -16,10 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
-MULTILABEL = "multilabel"
-MULTICLASS = "multiclass"
-REGRESSION = "regression"
-TASKS = (MULTILABEL, MULTICLASS, REGRESSION)
+from src.tasks import MULTICLASS, MULTILABEL, REGRESSION, TASKS
 
 
 def _safe_div(num: np.ndarray | float, den: np.ndarray | float) -> np.ndarray:
@@ -225,11 +222,3 @@ def compute_metrics(
     if task == REGRESSION:
         return regression_metrics(outputs, targets)
     raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
-
-
-#: the metric each task's runs are selected on when the config says `monitor.metric: auto`
-DEFAULT_MONITOR = {
-    MULTILABEL: ("val/f1_micro", "max"),
-    MULTICLASS: ("val/acc", "max"),
-    REGRESSION: ("val/mae", "min"),
-}

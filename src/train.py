@@ -32,9 +32,9 @@ import src  # noqa: F401  (registers the config resolvers)
 from src.data.base import FusionDataModule
 from src.data.issues import write_issue_counts
 from src.errors import ConfigError
-from src.metrics import DEFAULT_MONITOR, MULTICLASS, MULTILABEL, REGRESSION
 from src.models.losses import DATA_DEPENDENT_WEIGHTS, neg_pos_ratio
 from src.models.module import CHECKPOINT_RUN_CONFIG_KEY
+from src.tasks import DEFAULT_MONITOR, MULTICLASS, MULTILABEL, REGRESSION
 from src.utils.checkpoints import ChecksummedCheckpointIO, read_checkpoint
 from src.utils.config_checks import check_config
 from src.utils.run import (

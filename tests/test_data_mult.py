@@ -11,7 +11,7 @@ import pytest
 from src.data.base import DatasetNotFoundError
 from src.data.issues import DataIssueError
 from src.data.mult import MulTDataModule
-from src.metrics import MULTILABEL, REGRESSION
+from src.tasks import MULTILABEL, REGRESSION
 from tests.data_writers import write_mult_pickle
 from tests.helpers import train_cli
 

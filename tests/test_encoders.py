@@ -25,9 +25,10 @@ from src.features.audio import (
 from src.models.encoders.audio import SpectrogramEncoder
 from src.models.encoders.base import WeightsUnavailableError, build_encoder
 from src.models.encoders.image import ConvEncoder, ImageAugment, TimmEncoder
-from src.models.encoders.sequence import SequenceProjection, sinusoidal_positions
+from src.models.encoders.sequence import TemporalConvEncoder
 from src.models.encoders.text import MeanWordVectors, RNNEncoder, TfidfEncoder, TransformerEncoder
 from src.models.encoders.vectors import load_word_vectors, tokenize
+from src.models.layers import sinusoidal_positions
 from src.utils.resolvers import REPO_ROOT
 
 WORDS = ["the", "cat", "sat", "mat", "dog"]
@@ -222,7 +223,7 @@ def test_transformer_missing_model_fails_with_instructions(tmp_path):
 
 # ----------------------------------------------------------------------------- sequences
 def test_sinusoidal_positions_known_values():
-    table = sinusoidal_positions(3, 4)
+    table = sinusoidal_positions(3, 4, interleaved=True)
     np.testing.assert_allclose(table[0].numpy(), [0, 1, 0, 1])
     np.testing.assert_allclose(
         table[2].numpy(), [math.sin(2), math.cos(2), math.sin(2 / 100), math.cos(2 / 100)], atol=1e-6
@@ -231,7 +232,7 @@ def test_sinusoidal_positions_known_values():
 
 def test_sequence_projection_shapes_and_masks():
     torch.manual_seed(0)
-    encoder = SequenceProjection([5, 7], "sequence", d_model=6, kernel_size=3)
+    encoder = TemporalConvEncoder([5, 7], "sequence", d_model=6, kernel_size=3)
     x = torch.randn(2, 5, 7)
     mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
     out = encoder(x, mask)
@@ -241,7 +242,7 @@ def test_sequence_projection_shapes_and_masks():
     garbage[1, 3:] = 1e3
     torch.testing.assert_close(encoder(garbage, mask), out)
     with pytest.raises(ValueError, match="sequence modality"):
-        SequenceProjection([7], "vector")
+        TemporalConvEncoder([7], "vector")
 
 
 # --------------------------------------------------------------------------------- images

@@ -9,8 +9,8 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from src.metrics import MULTICLASS, MULTILABEL
 from src.models.losses import build_loss
+from src.tasks import MULTICLASS, MULTILABEL
 from src.train import resolve_data_dependent
 from tests.helpers import compose_train
 

@@ -9,8 +9,8 @@ from torch import nn
 
 from src.models.fusion.bpmult import ABLATIONS, BPMuLTFusion, ParallelBranch
 from src.models.fusion.mult import MulTFusion
-from src.models.fusion.sequence import summary_token
 from src.models.fusion.transformer import CrossmodalTransformer
+from src.models.layers import summary_token
 from tests.helpers import compose_train
 from tests.test_sequence_fusion import DIMS
 from tests.test_sequence_fusion import TINY as SEQUENCE_TINY

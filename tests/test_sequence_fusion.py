@@ -11,8 +11,8 @@ import torch
 from src.models.fusion.bpmult import ABLATIONS, BPMuLTFusion, fusion_gated_unit
 from src.models.fusion.hybrid import HybridEarlyLateFusion
 from src.models.fusion.mult import MulTFusion
-from src.models.fusion.sequence import SequenceProjection, summary_token
-from src.models.fusion.transformer import MultiHeadAttention, sinusoidal_positions
+from src.models.fusion.transformer import MultiHeadAttention
+from src.models.layers import SequenceProjection, sinusoidal_positions, summary_token
 
 DIMS = {"audio": 5, "poster": 3, "text": 6, "video": 4}
 TINY = {

@@ -32,8 +32,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import src  # noqa: F401  (resolvers)
 from src.data.base import FusionDataModule, SampleDataset
-from src.metrics import MULTILABEL
 from src.models.fusion.build import build_fusion
+from src.tasks import MULTILABEL
 from src.train import build_model
 from src.utils.resolvers import REPO_ROOT
 

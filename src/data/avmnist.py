@@ -24,7 +24,7 @@ from src.data.files import FileDataModule
 from src.data.mmnist import load_mnist
 from src.data.pca_views import PCAViews
 from src.errors import DataFormatError
-from src.metrics import MULTICLASS
+from src.tasks import MULTICLASS
 
 log = logging.getLogger("mmfusion")
 

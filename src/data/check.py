@@ -27,7 +27,7 @@ from src.data.files import FileDataModule
 from src.data.issues import MAX_EXAMPLES
 from src.data.validate import check_split_ids
 from src.errors import DataFormatError, user_error_in, user_message
-from src.metrics import MULTICLASS, MULTILABEL
+from src.tasks import MULTICLASS, MULTILABEL
 from src.utils.resolvers import REPO_ROOT
 
 

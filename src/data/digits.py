@@ -13,7 +13,7 @@ from sklearn.datasets import load_digits
 
 from src.data.base import FusionDataModule, SampleDataset, stratified_split
 from src.data.pca_views import PCAViews
-from src.metrics import MULTICLASS
+from src.tasks import MULTICLASS
 
 
 class DigitsDataModule(FusionDataModule):

@@ -39,7 +39,7 @@ from src.data.validate import (
     label_problems,
 )
 from src.errors import ConfigError, DataFormatError
-from src.metrics import MULTILABEL
+from src.tasks import MULTILABEL
 
 log = logging.getLogger("mmfusion")
 

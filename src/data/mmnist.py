@@ -20,7 +20,7 @@ from src.data.base import DatasetNotFoundError, SampleDataset, stratified_split
 from src.data.files import FileDataModule
 from src.data.pca_views import PCAViews
 from src.errors import DataFormatError
-from src.metrics import MULTICLASS
+from src.tasks import MULTICLASS
 
 log = logging.getLogger("mmfusion")
 

@@ -31,7 +31,7 @@ from src.data.lazy import LazyDataset, RowReader
 from src.data.safe_pickle import UnsafePickleError, load_pickle
 from src.data.validate import BadShapeError
 from src.errors import ConfigError, DataFormatError
-from src.metrics import MULTILABEL
+from src.tasks import MULTILABEL
 
 log = logging.getLogger("mmfusion")
 

@@ -29,7 +29,7 @@ from src.data.files import FileDataModule
 from src.data.safe_pickle import load_pickle
 from src.data.validate import INTENSITIES, ONEHOT_PAIRS, SENTIMENT, ArraySpec, check_array, label_problems
 from src.errors import ConfigError, DataFormatError
-from src.metrics import MULTILABEL, REGRESSION
+from src.tasks import MULTILABEL, REGRESSION
 
 log = logging.getLogger("mmfusion")
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from src.data.base import FusionDataModule, SampleDataset, stratified_split
 from src.errors import ConfigError
-from src.metrics import MULTILABEL
+from src.tasks import MULTILABEL
 
 Layout = Literal["random", "orthogonal"]
 LAYOUTS: tuple[str, ...] = ("random", "orthogonal")

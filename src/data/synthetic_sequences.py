@@ -21,7 +21,7 @@ import numpy as np
 
 from src.data.base import FusionDataModule, SampleDataset, stratified_split
 from src.errors import ConfigError
-from src.metrics import MULTICLASS
+from src.tasks import MULTICLASS
 
 KEY_MODALITIES = ("text", "audio")
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from src.metrics import MULTICLASS, MULTILABEL, REGRESSION
+from src.tasks import MULTICLASS, MULTILABEL, REGRESSION
 
 LOSSES_BY_TASK = {
     MULTILABEL: ("bce", "weighted_bce"),

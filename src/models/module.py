@@ -26,22 +26,16 @@ from lightning import LightningModule
 from torch import nn
 
 from src.interpret import write_interpretability
-from src.metrics import MULTICLASS, MULTILABEL, REGRESSION, compute_metrics, multilabel_per_class, pearson
+from src.metrics import compute_metrics, multilabel_per_class, pearson
 from src.models.encoders import build_encoder
 from src.models.fusion import FusionOutput
 from src.models.fusion.build import build_fusion, feature_shapes
+from src.models.layers import masked_mean
 from src.models.losses import build_loss
+from src.tasks import MULTICLASS, MULTILABEL, REGRESSION
 from src.thresholds import threshold_grid, tune_thresholds
 
 CHECKPOINT_RUN_CONFIG_KEY = "mmfusion_run_config"
-
-
-def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Mean over time of (B, T, D) ``x`` using only steps where ``mask`` (B, T) is True."""
-    if mask is None:
-        return x.mean(1)
-    weights = mask.unsqueeze(-1).to(x.dtype)
-    return (x * weights).sum(1) / weights.sum(1).clamp_min(1.0)
 
 
 class FusionClassifier(LightningModule):

@@ -17,7 +17,8 @@ import numpy as np
 from omegaconf import DictConfig
 
 from src.errors import ConfigError
-from src.metrics import MULTICLASS, MULTILABEL, compute_metrics
+from src.metrics import compute_metrics
+from src.tasks import MULTICLASS, MULTILABEL
 from src.thresholds import STRATEGIES
 
 #: multilabel metrics whose value depends on the thresholds and grows with quality: what a

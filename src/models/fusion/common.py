@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from src.metrics import MULTICLASS, MULTILABEL, REGRESSION
+from src.tasks import MULTICLASS, MULTILABEL, REGRESSION
 
 TASKS = (MULTILABEL, MULTICLASS, REGRESSION)
 EPS = 1e-6

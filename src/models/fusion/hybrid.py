@@ -33,7 +33,7 @@ from src.models.fusion.gmu import GatedMultimodalUnit
 from src.models.fusion.mult import MulTFusion
 from src.models.fusion.sequence import ResidualBlock
 from src.models.heads import build_head
-from src.models.module import masked_mean
+from src.models.layers import masked_mean
 
 
 class HybridEarlyLateFusion(MulTFusion):

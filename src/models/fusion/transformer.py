@@ -34,26 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def sinusoidal_positions(length: int, dim: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """(length, dim) fixed sin/cos position table (Vaswani et al. 2017, Sec. 3.5)."""
-    position = torch.arange(length, device=device, dtype=torch.float32)[:, None]
-    half = dim // 2
-    frequencies = torch.exp(
-        torch.arange(half, device=device, dtype=torch.float32) * (-math.log(10000.0) / max(half - 1, 1))
-    )
-    angles = position * frequencies[None, :]
-    table = torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
-    if dim % 2:
-        table = F.pad(table, (0, 1))
-    return table.to(dtype)
-
-
-def zero_padding(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Set padded steps of (B, T, D) ``x`` to exactly zero (``torch.where``, so NaN padding is cleared too)."""
-    if mask is None:
-        return x
-    return torch.where(mask.unsqueeze(-1), x, torch.zeros((), dtype=x.dtype, device=x.device))
+from src.models.layers import sinusoidal_positions
 
 
 class MultiHeadAttention(nn.Module):
