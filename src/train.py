@@ -91,9 +91,9 @@ def build_model(cfg: DictConfig, datamodule: FusionDataModule) -> L.LightningMod
     try:
         return get_class(target)(
             task=datamodule.task,
-            num_outputs=datamodule.num_outputs,
+            num_outputs=datamodule.spec.num_outputs,
             class_names=list(datamodule.class_names),
-            modalities=datamodule.modalities,
+            modalities=datamodule.spec.to_dict()["modalities"],
             encoders=encoders,
             **options,
         )

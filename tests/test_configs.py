@@ -73,7 +73,7 @@ def test_default_config_builds(tmp_path: Path):
         and cfg.fusion._target_.endswith("GMUFusion")
     )
     datamodule = instantiate(cfg.data)
-    assert datamodule.task == "multiclass" and datamodule.num_outputs == 10
+    assert datamodule.task == "multiclass" and datamodule.spec.num_outputs == 10
     # monitor is resolved from the task by src.train; give it here to build the callbacks
     cfg.monitor.metric, cfg.monitor.mode = "val/acc", "max"
     assert len(instantiate_group(cfg.callbacks)) == 5

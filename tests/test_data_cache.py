@@ -77,7 +77,7 @@ def test_frozen_poster_features_are_cached_and_reused(tmp_path, monkeypatch):
     options = {"poster_size": [16, 8], "frozen": FROZEN, "feature_cache_dir": str(tmp_path / "cache")}
     torch.manual_seed(0)
     dm = MMIMDbDataModule(str(tmp_path / "mmimdb"), **options)
-    assert dm.modalities["image"]["shape"] == [8] and dm.modalities["image"]["kind"] == "vector"
+    assert dm.modalities["image"].shape == (8,) and dm.modalities["image"].kind == "vector"
     assert dm.default_encoders["image"]["_target_"].endswith("IdentityEncoder")
     train = dm._ensure("train")
     encoder = dm.frozen_encoders["image"]

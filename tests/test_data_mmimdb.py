@@ -13,6 +13,7 @@ import torch
 from src.data.issues import DataIssueError
 from src.data.mmimdb import GENRES, MMIMDbDataModule, normalize_text, read_split
 from src.models.encoders.base import Encoder
+from src.spec import ModalitySpec
 from tests.data_writers import write_mmimdb_hdf5, write_mmimdb_raw
 from tests.helpers import train_cli
 
@@ -105,8 +106,8 @@ def test_hdf5_layout_reorders_genres_and_uses_split_attribute(tmp_path):
     expected = write_mmimdb_hdf5(tmp_path / "multimodal_imdb.hdf5", genre_order=shuffled)
     dm = MMIMDbDataModule(str(tmp_path), format="hdf5")
     assert dm.modalities == {
-        "text": {"shape": [300], "kind": "vector"},
-        "image": {"shape": [4096], "kind": "vector"},
+        "text": ModalitySpec("vector", (300,)),
+        "image": ModalitySpec("vector", (4096,)),
     }
     val = dm._ensure("val")
     assert val.ids[0] == "2000012" and len(val) == 6

@@ -11,6 +11,7 @@ import pytest
 from src.data.audio import spectrogram
 from src.data.avmnist import AVMNISTDataModule, fsdd_split
 from src.data.mmnist import MNISTDataModule, load_mnist, read_idx
+from src.spec import ModalitySpec
 from tests.data_writers import write_digit_images, write_fsdd, write_idx
 from tests.helpers import train_cli
 
@@ -41,7 +42,7 @@ def test_single_pair_is_stratified_and_official_pairs_keep_test(tmp_path):
     _, _, idx = load_mnist(tmp_path / "official", 0.5, (0.6, 0.2, 0.2), 0)
     assert idx["test"].tolist() == list(range(60, 90)) and len(idx["train"]) == len(idx["val"]) == 30
     dm = MNISTDataModule(str(tmp_path / "official"))
-    assert dm.modalities["view1"] == {"shape": [1, 28, 28], "kind": "image"}
+    assert dm.modalities["view1"] == ModalitySpec("image", (1, 28, 28))
     views = dm._ensure("test")
     assert views.modalities["view1"].shape == (30, 1, 28, 28)
 
@@ -64,7 +65,7 @@ def test_avmnist_pairs_by_digit_with_fsdd_split(tmp_path):
         str(tmp_path / "mnist"), str(tmp_path / "fsdd"), split_fractions=[0.6, 0.2, 0.2], val_takes=[5, 6]
     )
     assert {s: len(r) for s, r in dm._recordings.items()} == {"train": 20, "val": 20, "test": 50}
-    assert dm.modalities["audio"] == {"shape": [1, 112, 112], "kind": "image"}
+    assert dm.modalities["audio"] == ModalitySpec("image", (1, 112, 112))
     for split, takes in (("train", {7, 8}), ("val", {5, 6}), ("test", set(range(5)))):
         data = dm._ensure(split)
         for sample_id, label in zip(data.ids, data.labels, strict=True):

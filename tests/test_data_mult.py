@@ -11,6 +11,7 @@ import pytest
 from src.data.base import DatasetNotFoundError
 from src.data.issues import DataIssueError
 from src.data.mult import MulTDataModule
+from src.spec import ModalitySpec
 from src.tasks import MULTILABEL, REGRESSION
 from tests.data_writers import write_mult_pickle
 from tests.helpers import train_cli
@@ -20,7 +21,7 @@ def test_iemocap_labels_masks_and_neg_inf(tmp_path):
     data = write_mult_pickle(tmp_path / "iemocap_data.pkl", "iemocap")
     dm = MulTDataModule(str(tmp_path), "iemocap")
     assert dm.task == MULTILABEL and dm.class_names == ["Neutral", "Happy", "Sad", "Angry"]
-    assert dm.modalities["audio"] == {"shape": [7, 74], "kind": "sequence"}
+    assert dm.modalities["audio"] == ModalitySpec("sequence", (7, 74))
     train = dm._ensure("train")
     np.testing.assert_array_equal(train.labels[1], [1, 0, 1, 0])  # row 1's hot column is (1 + emotion) % 2
     assert dm.issue_counts["train"] == {"audio_neg_inf_to_0": {"fixed": 2}}
@@ -41,7 +42,7 @@ def test_regression_and_unaligned_file_choice(tmp_path):
     with pytest.raises(DatasetNotFoundError, match="data.aligned=false"):
         MulTDataModule(str(tmp_path), "mosi", aligned=True)
     dm = MulTDataModule(str(tmp_path), "mosi", aligned=False)
-    assert dm.task == REGRESSION and dm.num_outputs == 1
+    assert dm.task == REGRESSION and dm.spec.num_outputs == 1
     assert dm._ensure("test").labels.shape == (8, 1)
 
 

@@ -12,6 +12,7 @@ from lightning import Trainer
 from src.data.base import FusionDataModule, SampleDataset
 from src.models.encoders.text import TfidfEncoder
 from src.models.module import FusionClassifier
+from src.spec import ModalitySpec
 from tests.helpers import train_cli
 from tests.test_encoders import write_glove
 
@@ -49,8 +50,8 @@ class TinyTextData(FusionDataModule):
         super().__init__(batch_size=4)
         self.class_names = ["crime", "romance"]
         self.modalities = {
-            "text": {"shape": [], "kind": "text"},
-            "image": {"shape": [1, 8, 8], "kind": "image"},
+            "text": ModalitySpec("text", ()),
+            "image": ModalitySpec("image", (1, 8, 8)),
         }
 
     def load_split(self, split: str) -> SampleDataset:
@@ -69,7 +70,7 @@ def make_model(text_encoder: dict[str, Any]) -> FusionClassifier:
         task=data.task,
         num_outputs=2,
         class_names=data.class_names,
-        modalities=data.modalities,
+        modalities=data.spec.to_dict()["modalities"],
         fusion={"_target_": "src.models.fusion.gmu.GMUFusion", "hidden_dim": 8, "tied": True},
         head={"name": "linear"},
         loss={"name": "cross_entropy"},

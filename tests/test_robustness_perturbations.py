@@ -10,7 +10,6 @@ import pytest
 import torch
 from scipy.ndimage import gaussian_filter1d
 
-from src.data.base import MODALITY_KINDS
 from src.robustness.perturbations import (
     KEYBOARD_NEIGHBOURS,
     KINDS,
@@ -37,6 +36,7 @@ from src.robustness.perturbations import (
     word_dropout,
     word_shuffle,
 )
+from src.spec import MODALITY_KINDS
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

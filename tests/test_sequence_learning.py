@@ -14,6 +14,7 @@ from torch import nn
 from src.data.synthetic_sequences import SyntheticSequencesDataModule
 from src.models.fusion.bpmult import BPMuLTFusion
 from src.models.fusion.mult import MulTFusion
+from src.spec import ModalitySpec
 from src.train import build_model
 from tests.helpers import compose_train, train_cli
 
@@ -36,8 +37,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def test_synthetic_sequences_follow_the_rule() -> None:
     data = SyntheticSequencesDataModule(n_samples=300, signal=3.0, noise_std=0.0, data_seed=3, batch_size=8)
-    assert data.task == "multiclass" and data.num_outputs == 4
-    assert data.modalities["audio"] == {"shape": [20, 6], "kind": "sequence"}
+    assert data.task == "multiclass" and data.spec.num_outputs == 4
+    assert data.modalities["audio"] == ModalitySpec("sequence", (20, 6))
     train = data._ensure("train")
     assert abs(len(train) - 180) <= 2 and data.loaded_splits == ["train"]
     lengths = {m: [len(v) for v in train.modalities[m]] for m in DIMS}

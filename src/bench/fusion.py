@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import src  # noqa: F401  (resolvers)
 from src.data.base import FusionDataModule, SampleDataset
 from src.models.fusion.build import build_fusion
+from src.spec import ModalitySpec
 from src.tasks import MULTILABEL
 from src.train import build_model
 from src.utils.resolvers import REPO_ROOT
@@ -63,6 +64,7 @@ class FeatureWorkload(FusionDataModule):
     """Seeded random MM-IMDb-shaped features: ``image`` (4096,), ``text`` (300,), 23 labels (~15% positive)."""
 
     task = MULTILABEL
+    name = "feature_workload"
 
     def __init__(self, n_samples: int, seed: int = 0, **loader_options: Any) -> None:
         super().__init__(**loader_options)
@@ -74,8 +76,8 @@ class FeatureWorkload(FusionDataModule):
         }
         self.class_names = [f"genre{i}" for i in range(NUM_LABELS)]
         self.modalities = {
-            "image": {"shape": [IMAGE_DIM], "kind": "vector"},
-            "text": {"shape": [TEXT_DIM], "kind": "vector"},
+            "image": ModalitySpec("vector", (IMAGE_DIM,)),
+            "text": ModalitySpec("vector", (TEXT_DIM,)),
         }
 
     def load_split(self, split: str) -> SampleDataset:

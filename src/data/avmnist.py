@@ -24,6 +24,7 @@ from src.data.files import FileDataModule
 from src.data.mmnist import load_mnist
 from src.data.pca_views import PCAViews
 from src.errors import DataFormatError
+from src.spec import ModalitySpec
 from src.tasks import MULTICLASS
 
 log = logging.getLogger("mmfusion")
@@ -83,8 +84,8 @@ class AVMNISTDataModule(FileDataModule):
         self._spectrograms = self._compute_spectrograms()
         self.class_names = [str(d) for d in range(10)]
         self.modalities = {
-            "image": {"shape": [1, *self._images.shape[1:]], "kind": "image"},
-            "audio": {"shape": [1, freq_bins, time_frames], "kind": "image"},
+            "image": ModalitySpec("image", (1, *self._images.shape[1:])),
+            "audio": ModalitySpec("image", (1, freq_bins, time_frames)),
         }
         self.default_encoders = {
             m: {"_target_": "src.models.encoders.base.MLPEncoder", "hidden_dims": [256]}

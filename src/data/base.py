@@ -22,18 +22,14 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from src.data.validate import check_split_ids
 from src.errors import ConfigError, UserError
+from src.spec import Batch, DatasetSpec, ModalitySpec
 from src.utils.rng import restore_rng_state, rng_state
 
 SPLITS = ("train", "val", "test")
-MODALITY_KINDS = ("vector", "image", "sequence", "text")
 
 
 class DatasetNotFoundError(UserError, FileNotFoundError):
     """A dataset's files are not where the config says; the message tells where and how to get them."""
-
-
-class Batch(dict):
-    """A batch a dataset assembled in one go (:meth:`SampleDataset.__getitems__`); collation keeps it."""
 
 
 def _batchable(values: Any) -> bool:
@@ -107,20 +103,20 @@ def _as_item(value: Any) -> Any:
     return value if isinstance(value, str) else torch.as_tensor(value)
 
 
-def collate_samples(
-    samples: Sequence[Mapping[str, Any]], sequence_keys: Sequence[str] = ()
-) -> dict[str, Any]:
-    """Stack samples into a batch; pad the ``sequence_keys`` to the longest and add ``<key>_mask``.
+def collate_samples(samples: Sequence[Mapping[str, Any]] | Batch, sequence_keys: Sequence[str] = ()) -> Batch:
+    """Stack samples into a :class:`~src.spec.Batch`; pad the ``sequence_keys`` to the longest and add
+    ``<key>_mask``.
 
     A sequence modality that arrives with its own ``<key>_mask`` (fixed-length padded files) is
-    stacked as is. A :class:`Batch` the dataset already assembled passes through.
+    stacked as is. A batch the dataset already assembled (:meth:`SampleDataset.__getitems__`)
+    passes through.
     """
     if isinstance(samples, Batch):  # assembled by the dataset: sequences of one length, all steps real
         for key in sequence_keys:
             if key in samples and f"{key}_mask" not in samples:
                 samples[f"{key}_mask"] = torch.ones(samples[key].shape[:2], dtype=torch.bool)
-        return dict(samples)
-    batch: dict[str, Any] = {}
+        return samples
+    batch = Batch()
     for key in samples[0]:
         values = [s[key] for s in samples]
         if isinstance(values[0], str):
@@ -138,15 +134,16 @@ def collate_samples(
 
 
 class FusionDataModule(LightningDataModule):
-    """Base DataModule; subclasses set ``task`` and implement ``load_split`` and ``describe``.
+    """Base DataModule; subclasses set ``task`` and ``name`` and implement ``load_split``.
 
-    ``modalities`` maps each modality name to ``{"shape": [...], "kind": vector|image|sequence|text}``
-    (a sequence's shape is (T, D) with T the longest length; text is ``{"shape": [], "kind": "text"}``
-    and arrives in the batch as a list of strings, see src/models/encoders/text.py); ``class_names`` fixes the output order.
-    ``default_encoders`` proposes encoder specs per modality (``model.encoders`` overrides them).
+    ``modalities`` maps each modality name to its :class:`~src.spec.ModalitySpec` (kind, shape,
+    dtype; a text modality arrives in the batch as a list of strings) and ``class_names`` fixes the
+    output order, both known once ``__init__`` returns: :attr:`spec` never loads a split.
     """
 
     task: str
+    #: the dataset's name in cache keys and messages
+    name: str = "dataset"
 
     def __init__(
         self,
@@ -165,7 +162,7 @@ class FusionDataModule(LightningDataModule):
         self._validated: dict[str, Any] = {}
         self._resumed_rng_state: dict[str, Any] | None = None
         self.class_names: list[str] = []
-        self.modalities: dict[str, dict[str, Any]] = {}
+        self.modalities: dict[str, ModalitySpec] = {}
         self.default_encoders: dict[str, dict[str, Any]] = {}
 
     # subclasses -----------------------------------------------------------------------------
@@ -174,8 +171,9 @@ class FusionDataModule(LightningDataModule):
 
     # shared ---------------------------------------------------------------------------------
     @property
-    def num_outputs(self) -> int:
-        return 1 if self.task == "regression" else len(self.class_names)
+    def spec(self) -> DatasetSpec:
+        """What this dataset delivers (task, classes, modalities), without loading any split."""
+        return DatasetSpec(self.name, self.task, tuple(self.class_names), dict(self.modalities))
 
     def _validated_split(self, split: str) -> Any:
         """``load_split(split)`` once: the split's files read and validated (nothing handed out)."""
@@ -210,7 +208,7 @@ class FusionDataModule(LightningDataModule):
         return labels.reshape(len(labels), -1).sum(0).astype(int).tolist(), len(labels)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        sequence_keys = [m for m, spec in self.modalities.items() if spec["kind"] == "sequence"]
+        sequence_keys = [m for m, spec in self.modalities.items() if spec.kind == "sequence"]
         dataset = self._ensure(split)
         return DataLoader(
             dataset,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -27,12 +28,13 @@ from src.data.files import FileDataModule
 from src.data.issues import MAX_EXAMPLES
 from src.data.validate import check_split_ids
 from src.errors import DataFormatError, user_error_in, user_message
+from src.spec import ModalitySpec
 from src.tasks import MULTICLASS, MULTILABEL
 from src.utils.resolvers import REPO_ROOT
 
 
 def check_sample(
-    sample: dict[str, Any], modalities: dict[str, dict[str, Any]], task: str, n_classes: int
+    sample: dict[str, Any], modalities: Mapping[str, ModalitySpec], task: str, n_classes: int
 ) -> list[tuple[str, str]]:
     """Problems of one decoded sample as (problem, message)."""
     problems = []
@@ -43,13 +45,13 @@ def check_sample(
                 problems.append(("empty_text", f"{name}: empty text"))
             continue
         shape = list(value.shape)
-        expected = list(spec["shape"])
-        if spec["kind"] == "sequence":
+        expected = list(spec.shape)
+        if spec.kind == "sequence":
             ok = len(shape) == 2 and shape[1] == expected[-1] and shape[0] <= expected[0]
         else:
             ok = shape == expected
         if not ok:
-            problems.append(("bad_shape", f"{name}: shape {shape}, expected {expected} ({spec['kind']})"))
+            problems.append(("bad_shape", f"{name}: shape {shape}, expected {expected} ({spec.kind})"))
         if not torch.is_floating_point(value):
             problems.append(("bad_shape", f"{name}: dtype {value.dtype}, expected a float dtype"))
         elif not torch.isfinite(value).all():

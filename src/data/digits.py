@@ -18,6 +18,7 @@ from src.tasks import MULTICLASS
 
 class DigitsDataModule(FusionDataModule):
     task = MULTICLASS
+    name = "digits"
 
     def __init__(
         self,

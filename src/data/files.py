@@ -25,6 +25,7 @@ from src.data.issues import IssueLog
 from src.data.lazy import LazyDataset, RowReader
 from src.errors import ConfigError
 from src.models.encoders.base import IDENTITY_SPEC, Encoder, build_encoder
+from src.spec import ModalitySpec
 
 log = logging.getLogger("mmfusion")
 
@@ -33,9 +34,6 @@ Dataset = SampleDataset | LazyDataset
 
 class FileDataModule(FusionDataModule):
     """Base of the datasets read from published files (see the module docstring)."""
-
-    #: name used in cache keys and messages
-    name: str = "dataset"
 
     def __init__(
         self,
@@ -74,7 +72,7 @@ class FileDataModule(FusionDataModule):
                 raise ConfigError(
                     f"data.frozen names {modality!r}; {self.name} has modalities {sorted(self.modalities)}"
                 )
-            shape, kind = self.modalities[modality]["shape"], self.modalities[modality]["kind"]
+            shape, kind = self.modalities[modality].shape, self.modalities[modality].kind
             encoder = build_encoder(spec, shape, kind)
             for p in encoder.parameters():
                 p.requires_grad_(False)
@@ -85,11 +83,7 @@ class FileDataModule(FusionDataModule):
                     modality,
                     type(encoder).__name__,
                 )
-            self.modalities[modality] = {
-                "shape": [encoder.out_dim],
-                "kind": "vector",
-                "frozen": dict(encoder.provenance),
-            }
+            self.modalities[modality] = ModalitySpec("vector", (encoder.out_dim,), source=encoder.provenance)
             self.default_encoders[modality] = dict(IDENTITY_SPEC)
 
     def _validated_split(self, split: str) -> Dataset:

@@ -39,6 +39,7 @@ from src.data.validate import (
     label_problems,
 )
 from src.errors import ConfigError, DataFormatError
+from src.spec import ModalitySpec
 from src.tasks import MULTILABEL
 
 log = logging.getLogger("mmfusion")
@@ -224,19 +225,17 @@ class MMIMDbDataModule(FileDataModule):
                     list(resplit), resplit_seed, {k: len(v) for k, v in self._split_ids.items()},
                 )  # fmt: skip
             text = (
-                {"shape": [], "kind": "text"}
+                ModalitySpec("text", ())
                 if text_features == "string"
-                else {"shape": [hashing_features], "kind": "vector"}
+                else ModalitySpec("vector", (hashing_features,))
             )
-            self.modalities = {"text": text, "image": {"shape": [3, *self.poster["size"]], "kind": "image"}}
-            self.modalities.update({name: dict(text) for name in self.text_copies})
+            self.modalities = {"text": text, "image": ModalitySpec("image", (3, *self.poster["size"]))}
+            self.modalities.update(dict.fromkeys(self.text_copies, text))
         else:
             self.sources = {"text": "features", "image": "vgg_features", **(hdf5_sources or {})}
             self._h5_layout = self._read_hdf5_layout()
         mlp = {"_target_": "src.models.encoders.base.MLPEncoder", "hidden_dims": [512]}
-        self.default_encoders = {
-            m: dict(mlp) for m, spec in self.modalities.items() if spec["kind"] != "text"
-        }
+        self.default_encoders = {m: dict(mlp) for m, spec in self.modalities.items() if spec.kind != "text"}
         self.setup_frozen()
 
     def preprocessing(self, modality: str) -> dict[str, Any]:
@@ -384,7 +383,7 @@ class MMIMDbDataModule(FileDataModule):
                 if len(f[key]) != n:
                     raise DataFormatError(f"{path}: {key!r} has {len(f[key])} rows, genres has {n}")
         self.modalities = {
-            m: {"shape": shapes[m], "kind": "image" if self.sources[m] == "images" else "vector"}
+            m: ModalitySpec("image" if self.sources[m] == "images" else "vector", tuple(shapes[m]))
             for m in self.sources
         }
         layout = {
@@ -418,7 +417,7 @@ class MMIMDbDataModule(FileDataModule):
             vectors = {
                 m: np.asarray(f[s][start:stop], dtype=np.float32)
                 for m, s in self.sources.items()
-                if self.modalities[m]["kind"] == "vector"
+                if self.modalities[m].kind == "vector"
             }
             if "images" in self.sources.values():
                 check_pixels(f, "images", start, stop, path)

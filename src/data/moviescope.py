@@ -31,6 +31,7 @@ from src.data.lazy import LazyDataset, RowReader
 from src.data.safe_pickle import UnsafePickleError, load_pickle
 from src.data.validate import BadShapeError
 from src.errors import ConfigError, DataFormatError
+from src.spec import ModalitySpec
 from src.tasks import MULTILABEL
 
 log = logging.getLogger("mmfusion")
@@ -170,13 +171,13 @@ class MoviescopeDataModule(FileDataModule):
                 }
             )
         )
-        specs: dict[str, dict[str, Any]] = {
-            "video": {"shape": [200, 4096], "kind": "sequence"},
-            "audio": {"shape": [audio_max_frames, 96], "kind": "sequence"},
-            "poster": {"shape": [4096], "kind": "vector"},
-            "text": {"shape": [], "kind": "text"}
+        specs: dict[str, ModalitySpec] = {
+            "video": ModalitySpec("sequence", (200, 4096)),
+            "audio": ModalitySpec("sequence", (audio_max_frames, 96)),
+            "poster": ModalitySpec("vector", (4096,)),
+            "text": ModalitySpec("text", ())
             if text_features == "string"
-            else {"shape": [hashing_features], "kind": "vector"},
+            else ModalitySpec("vector", (hashing_features,)),
         }
         if "metadata" in modalities:
             self._metadata = {s: self._read_metadata(s) for s in SPLIT_FILES}
@@ -187,7 +188,7 @@ class MoviescopeDataModule(FileDataModule):
                     f"{self.root / 'Metadata_matrices'}: the matrices have different numbers of columns {files}; "
                     "every split needs the same metadata columns"
                 )
-            specs["metadata"] = {"shape": [widths["train"]], "kind": "vector"}
+            specs["metadata"] = ModalitySpec("vector", (widths["train"],))
         self.modalities = {m: specs[m] for m in modalities}
         self.setup_frozen()
 

@@ -29,6 +29,7 @@ from src.data.files import FileDataModule
 from src.data.safe_pickle import load_pickle
 from src.data.validate import INTENSITIES, ONEHOT_PAIRS, SENTIMENT, ArraySpec, check_array, label_problems
 from src.errors import ConfigError, DataFormatError
+from src.spec import ModalitySpec
 from src.tasks import MULTILABEL, REGRESSION
 
 log = logging.getLogger("mmfusion")
@@ -145,7 +146,7 @@ class MulTDataModule(FileDataModule):
         self.class_names = list(names)
         train = self._data[SPLIT_KEYS["train"]]
         self.modalities = {
-            m: {"shape": list(np.shape(_key(train, m))[1:]), "kind": "sequence"} for m in FEATURE_DIMS
+            m: ModalitySpec("sequence", tuple(np.shape(_key(train, m))[1:])) for m in FEATURE_DIMS
         }
         self.setup_frozen()
 

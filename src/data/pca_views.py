@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from src.errors import ConfigError
+from src.spec import ModalitySpec
 
 SHARE_BY = ("vectors", "energy")
 #: how far below ``energy`` a view may end when the components run out (share ratio 0 with two
@@ -154,11 +155,11 @@ class PCAViews:
             views.append(((x @ basis.T) @ basis + self.mean).reshape(images.shape).astype(np.float32))
         return views
 
-    def modality_specs(self, image_shape: Sequence[int], include_original: bool) -> dict[str, dict]:
+    def modality_specs(self, image_shape: Sequence[int], include_original: bool) -> dict[str, ModalitySpec]:
         """``view1`` .. ``viewK`` (and ``original``, the undegraded image) as (1, H, W) image modalities."""
         names = [f"view{i + 1}" for i in range(len(self.view_components))]
         names += ["original"] if include_original else []
-        return {name: {"shape": [1, *image_shape], "kind": "image"} for name in names}
+        return {name: ModalitySpec("image", (1, *image_shape)) for name in names}
 
     def modality_arrays(self, images: np.ndarray, include_original: bool) -> dict[str, np.ndarray]:
         """The views of ``images`` (N, H, W) as (N, 1, H, W) arrays, keyed as :meth:`modality_specs`.

@@ -35,6 +35,7 @@ import numpy as np
 
 from src.data.base import FusionDataModule, SampleDataset, stratified_split
 from src.errors import ConfigError
+from src.spec import ModalitySpec
 from src.tasks import MULTILABEL
 
 Layout = Literal["random", "orthogonal"]
@@ -118,6 +119,7 @@ def _orthogonal_modality(
 
 class SyntheticGMUDataModule(FusionDataModule):
     task = MULTILABEL
+    name = "synthetic_gmu"
 
     def __init__(
         self,
@@ -154,8 +156,8 @@ class SyntheticGMUDataModule(FusionDataModule):
         )
         self.class_names = ["C"]
         self.modalities = {
-            "image": {"shape": [dim], "kind": "vector"},
-            "text": {"shape": [dim], "kind": "vector"},
+            "image": ModalitySpec("vector", (dim,)),
+            "text": ModalitySpec("vector", (dim,)),
         }
 
     def load_split(self, split: str) -> SampleDataset:

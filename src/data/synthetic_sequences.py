@@ -21,6 +21,7 @@ import numpy as np
 
 from src.data.base import FusionDataModule, SampleDataset, stratified_split
 from src.errors import ConfigError
+from src.spec import ModalitySpec
 from src.tasks import MULTICLASS
 
 KEY_MODALITIES = ("text", "audio")
@@ -58,6 +59,7 @@ class SyntheticSequencesDataModule(FusionDataModule):
     """The embedded cross-modal sequence task of the module docstring."""
 
     task = MULTICLASS
+    name = "synthetic_sequences"
 
     def __init__(
         self,
@@ -98,7 +100,7 @@ class SyntheticSequencesDataModule(FusionDataModule):
         )
         self._indices = stratified_split(self._labels, split_fractions, data_seed)
         self.class_names = [f"text{a}_audio{b}" for a in (0, 1) for b in (0, 1)]
-        self.modalities = {m: {"shape": [lengths[m][1], dims[m]], "kind": "sequence"} for m in dims}
+        self.modalities = {m: ModalitySpec("sequence", (lengths[m][1], dims[m])) for m in dims}
 
     def load_split(self, split: str) -> SampleDataset:
         idx = self._indices[split]

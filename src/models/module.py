@@ -32,6 +32,7 @@ from src.models.fusion import FusionOutput
 from src.models.fusion.build import build_fusion, feature_shapes
 from src.models.layers import masked_mean
 from src.models.losses import build_loss
+from src.spec import ModalitySpec
 from src.tasks import MULTICLASS, MULTILABEL, REGRESSION
 from src.thresholds import threshold_grid, tune_thresholds
 
@@ -67,8 +68,9 @@ class FusionClassifier(LightningModule):
             raise ValueError(
                 f"model.encoders names modalities {unknown} that the dataset lacks; it has {sorted(modalities)}"
             )
+        specs = {m: ModalitySpec.from_dict(plain) for m, plain in modalities.items()}
         self.encoders = nn.ModuleDict(
-            {m: build_encoder(encoders.get(m), spec["shape"], spec["kind"]) for m, spec in modalities.items()}
+            {m: build_encoder(encoders.get(m), spec.shape, spec.kind) for m, spec in specs.items()}
         )
         self.fusion = build_fusion(
             fusion,

@@ -2,7 +2,7 @@
 
 Batch contract (what a DataModule with a text modality provides)
 -----------------------------------------------------------------
-- ``modalities["text"] = {"shape": [], "kind": "text"}``; ``load_split`` returns the texts as a list
+- ``modalities["text"] = ModalitySpec("text", ())`` (:mod:`src.spec`); ``load_split`` returns the texts as a list
   (or object array) of ``str``, one per sample (e.g. an MM-IMDb plot, several plots joined by a blank
   line). Empty strings are allowed; ``None`` is not (decide a policy in the loader and count it).
 - The batch holds ``batch["text"]: list[str]`` of length B (``collate_samples`` keeps strings as a
