@@ -22,10 +22,10 @@ from lightning.pytorch.callbacks import RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 import src  # noqa: F401  (registers the config resolvers)
+from src.callbacks import CHECKPOINT_RUN_CONFIG_KEY
 from src.errors import CheckpointError, ConfigError
-from src.models.module import CHECKPOINT_RUN_CONFIG_KEY
 from src.utils.checkpoints import allowed_class, read_checkpoint
-from src.utils.run import print_metrics_table, run_job, write_metrics
+from src.utils.run import instantiate_group, print_metrics_table, run_job, write_metrics
 from src.utils.run_dir import claim_run_dir, hydra_job_entries
 
 
@@ -51,15 +51,25 @@ def load_checkpoint_run(
     return run_config, datamodule, model
 
 
+def test_callbacks(run_config: dict[str, Any], output_dir: Path) -> list[Any]:
+    """The run's own test-time callbacks (``src.callbacks.*`` of its ``callbacks``: artifacts and
+    diagnostics; the run config passed the allow-list) writing into ``output_dir`` instead."""
+    own = {}
+    for name, spec in (run_config.get("callbacks") or {}).items():
+        if spec and str(spec.get("_target_", "")).startswith("src.callbacks."):
+            own[name] = {**spec, **({"output_dir": str(output_dir)} if "output_dir" in spec else {})}
+    return instantiate_group(OmegaConf.create(own))
+
+
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     if cfg.split not in ("val", "test"):
         raise ConfigError(f"split={cfg.split!r}; expected 'val' or 'test'")
     ckpt_path = Path(cfg.ckpt_path)
     output_dir = Path(cfg.paths.output_dir)
     with claim_run_dir(output_dir, overwrite=bool(cfg.overwrite_run_dir), ignore=hydra_job_entries()):
-        _, datamodule, model = load_checkpoint_run(ckpt_path, cfg.data)
-        model.output_dir = output_dir
-        trainer: L.Trainer = instantiate(cfg.trainer, logger=False, callbacks=[RichProgressBar()])
+        run_config, datamodule, model = load_checkpoint_run(ckpt_path, cfg.data)
+        callbacks = [RichProgressBar(), *test_callbacks(run_config, output_dir)]
+        trainer: L.Trainer = instantiate(cfg.trainer, logger=False, callbacks=callbacks)
         run = trainer.test if cfg.split == "test" else trainer.validate
         metrics: dict[str, float] = {}
         for result in run(model, datamodule=datamodule, verbose=False):

@@ -5,7 +5,7 @@
   favours the first when its mean gate for it exceeds the second's (for the tied GMU, z > 0.5);
   with K modalities, the argmax of the mean gates. Written by every fusion that returns
   ``interpret["gates"]`` (GMU, FGMU, MoE): ``gate_shares.csv`` and ``gate_shares.png``.
-  Which units the mean runs over (``model.gate_units``): ``selection: all`` averages every unit;
+  Which units the mean runs over (``callbacks.interpretation.gate_units``): ``selection: all`` averages every unit;
   ``selection: mutual_information`` is the paper's "The units were chosen taking into account the
   mutual information between the predictions and the z activations": per class, the ``top_k``
   units whose gate (binned into ``bins`` equal-width bins of [0, 1]; for K > 2 modalities, which
@@ -77,11 +77,13 @@ def select_gate_units(
 ) -> list[list[int]] | None:
     """Per class, the units Figure 8 averages: None for all of them, else the ``top_k`` by mutual information."""
     if selection not in SELECTIONS:
-        raise ValueError(f"model.gate_units.selection={selection!r}; expected one of {SELECTIONS}")
+        raise ValueError(
+            f"callbacks.interpretation.gate_units.selection={selection!r}; expected one of {SELECTIONS}"
+        )
     if selection == "all":
         return None
     if top_k < 1:
-        raise ValueError(f"model.gate_units.top_k={top_k} must be >= 1")
+        raise ValueError(f"callbacks.interpretation.gate_units.top_k={top_k} must be >= 1")
     information = gate_mutual_information(gates, predicted, bins)
     order = np.argsort(-information, axis=1, kind="stable")
     return [sorted(row[:top_k].tolist()) for row in order]

@@ -6,10 +6,15 @@ the same directory resumes it in place, ``overwrite_run_dir=true`` clears it), a
 resume from is verified (``src.utils.checkpoints``) and every split's files are validated
 (``FusionDataModule.preflight``; the counts of skipped/blanked samples go to ``data_issues.json``).
 
+The composed config is never modified: :func:`training_defaults` derives seed, monitor, loss
+(weights) and strategy from the dataset's spec, :func:`resolve` merges them into a new config, which
+is what the run uses and saves as ``config.yaml``; :class:`src.callbacks.RunConfigInCheckpoint` puts
+it in every checkpoint.
+
 Outputs in the run directory: ``config.yaml`` (resolved), ``metrics.json`` (``val/*`` and ``test/*``
-of the checkpoint selected on validation), ``checkpoints/`` (best and last), ``thresholds.json`` and
-``per_class_test.csv`` (multilabel), ``interpret_test.npz`` / ``interpretation.json`` when the
-fusion exposes gates or weights, and the loggers' folders.
+of the checkpoint selected on validation), ``checkpoints/`` (best and last), the test-time files of
+the ``src.callbacks`` composed from ``conf/callbacks/`` (``thresholds.json``, ``per_class_test.csv``,
+``interpret_test.npz``, ``interpretation.json``, figures) and the loggers' folders.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from __future__ import annotations
 import json
 import logging
 import random
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +36,12 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import src  # noqa: F401  (registers the config resolvers)
+from src.callbacks import CHECKPOINT_RUN_CONFIG_KEY, RunConfigInCheckpoint
 from src.data.base import FusionDataModule
 from src.data.issues import write_issue_counts
 from src.errors import ConfigError
 from src.models.losses import DATA_DEPENDENT_WEIGHTS, neg_pos_ratio
-from src.models.module import CHECKPOINT_RUN_CONFIG_KEY
+from src.spec import DatasetSpec
 from src.tasks import DEFAULT_MONITOR, MULTICLASS, MULTILABEL, REGRESSION
 from src.utils.checkpoints import ChecksummedCheckpointIO, read_checkpoint
 from src.utils.config_checks import check_config
@@ -52,34 +60,69 @@ log = logging.getLogger("mmfusion")
 DEFAULT_LOSS = {MULTILABEL: "bce", MULTICLASS: "cross_entropy", REGRESSION: "l1"}
 
 
-def resolve_data_dependent(cfg: DictConfig, datamodule: FusionDataModule) -> None:
-    """Fill the ``auto`` settings that depend on the dataset: monitor, loss, pos_weight / class_weight."""
-    metric, mode = DEFAULT_MONITOR[datamodule.task]
-    with open_dict(cfg):
-        if cfg.seed is None:
-            cfg.seed = random.SystemRandom().randrange(2**31)
-        if cfg.monitor.metric == "auto":
-            cfg.monitor.metric = metric
-        if cfg.monitor.mode == "auto":
-            cfg.monitor.mode = (
-                mode
-                if cfg.monitor.metric == metric
-                else ("min" if cfg.monitor.metric.endswith("loss") else "max")
-            )
-        if cfg.model.loss.name == "auto":
-            cfg.model.loss.name = DEFAULT_LOSS[datamodule.task]
-        for key in DATA_DEPENDENT_WEIGHTS:
-            if cfg.model.loss.get(key) == "neg_pos_ratio":
-                counts, n = datamodule.train_label_counts()
-                cfg.model.loss[key] = neg_pos_ratio(counts, n)
-        if (
-            HydraConfig.initialized()
-            and HydraConfig.get().mode == RunMode.MULTIRUN
-            and cfg.trainer.get("strategy") == "ddp"
-        ):
-            # `ddp` re-executes sys.argv in every rank, which would re-run the whole sweep.
-            log.warning("multirun: trainer.strategy ddp -> ddp_spawn (ranks must not re-launch the sweep)")
-            cfg.trainer.strategy = "ddp_spawn"
+@dataclass(frozen=True)
+class TrainingDefaults:
+    """What ``src.train`` derives from the dataset and the run for the ``auto`` settings; it is
+    merged into a new resolved config (:func:`resolve`), never written into the composed one."""
+
+    seed: int
+    monitor: dict[str, str]  # metric, mode
+    loss: dict[str, Any]  # model.loss with name and data-dependent weights filled in
+    strategy: str | None  # trainer.strategy when it must differ from the composed one, else None
+
+    def as_config(self) -> dict[str, Any]:
+        """The overrides of the composed config that this resolution amounts to."""
+        resolved: dict[str, Any] = {"seed": self.seed, "monitor": self.monitor, "model": {"loss": self.loss}}
+        if self.strategy is not None:
+            resolved["trainer"] = {"strategy": self.strategy}
+        return resolved
+
+
+def training_defaults(
+    spec: DatasetSpec,
+    cfg: DictConfig,
+    label_counts: Callable[[], tuple[list[int], int]],
+    multirun: bool = False,
+) -> TrainingDefaults:
+    """Seed (``null`` draws one), monitor (``auto``: the task's default metric and its mode), loss
+    (``auto``: the task's default; ``neg_pos_ratio`` weights from ``label_counts()``, the training
+    split's positives per class and size, read only when asked for) and the DDP strategy of a
+    multirun (``ddp`` re-executes ``sys.argv`` in every rank, which would re-run the whole sweep)."""
+    default_metric, default_mode = DEFAULT_MONITOR[spec.task]
+    metric = default_metric if cfg.monitor.metric == "auto" else cfg.monitor.metric
+    mode = cfg.monitor.mode
+    if mode == "auto":
+        mode = default_mode if metric == default_metric else ("min" if metric.endswith("loss") else "max")
+    loss = to_plain(cfg.model.loss)
+    if loss["name"] == "auto":
+        loss["name"] = DEFAULT_LOSS[spec.task]
+    for key in DATA_DEPENDENT_WEIGHTS:
+        if loss.get(key) == "neg_pos_ratio":
+            loss[key] = neg_pos_ratio(*label_counts())
+    strategy = None
+    if multirun and cfg.trainer.get("strategy") == "ddp":
+        log.warning("multirun: trainer.strategy ddp -> ddp_spawn (ranks must not re-launch the sweep)")
+        strategy = "ddp_spawn"
+    seed = cfg.seed if cfg.seed is not None else random.SystemRandom().randrange(2**31)
+    return TrainingDefaults(seed, {"metric": metric, "mode": mode}, loss, strategy)
+
+
+def resolve(cfg: DictConfig, defaults: TrainingDefaults) -> DictConfig:
+    """A new config: ``cfg`` with ``defaults`` merged in (interpolations such as the callbacks'
+    ``${monitor.metric}`` then see the resolved values); ``cfg`` itself is left as composed."""
+    resolved = cfg.copy()
+    with open_dict(resolved):  # a composed trainer may have no strategy key
+        resolved.merge_with(defaults.as_config())
+    return resolved
+
+
+def fit_data_encoders(model: L.LightningModule, datamodule: FusionDataModule) -> None:
+    """Fit the data-dependent encoders (TF-IDF) on the training split's raw inputs, never on val/test."""
+    fitted = [m for m, encoder in model.encoders.items() if encoder.requires_fit]
+    if fitted:
+        datamodule.setup("fit")
+        for modality in fitted:
+            model.encoders[modality].fit(datamodule.splits["train"].column(modality))
 
 
 def build_model(cfg: DictConfig, datamodule: FusionDataModule) -> L.LightningModule:
@@ -103,7 +146,12 @@ def build_model(cfg: DictConfig, datamodule: FusionDataModule) -> L.LightningMod
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit on train, select on validation, then evaluate the selected checkpoint on val and test
-    (after the start-up checks of the module docstring)."""
+    (after the start-up checks of the module docstring); ``cfg`` is not modified."""
+    return run(cfg)[0]
+
+
+def run(cfg: DictConfig) -> tuple[dict[str, float], DictConfig]:
+    """:func:`train`, also returning the resolved config the run used."""
     check_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
     ckpt_path = Path(cfg.ckpt_path) if cfg.get("ckpt_path") else None
@@ -120,9 +168,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
         return _train(cfg, output_dir, ckpt_path)
 
 
-def _train(cfg: DictConfig, output_dir: Path, resume_path: Path | None) -> dict[str, float]:
-    datamodule: FusionDataModule = instantiate(cfg.data)
-    resolve_data_dependent(cfg, datamodule)
+def _train(
+    composed: DictConfig, output_dir: Path, resume_path: Path | None
+) -> tuple[dict[str, float], DictConfig]:
+    datamodule: FusionDataModule = instantiate(composed.data)
+    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    defaults = training_defaults(datamodule.spec, composed, datamodule.train_label_counts, multirun)
+    cfg = resolve(composed, defaults)
     check_config(cfg, datamodule.task)
     datamodule.preflight()
     if hasattr(datamodule, "issue_counts") and is_global_rank_zero():  # skipped/blanked/fixed
@@ -130,15 +182,14 @@ def _train(cfg: DictConfig, output_dir: Path, resume_path: Path | None) -> dict[
     L.seed_everything(cfg.seed, workers=True)
 
     model = build_model(cfg, datamodule)
+    fit_data_encoders(model, datamodule)
     run_config = to_plain(cfg)
-    model.run_config = run_config
-    model.output_dir = output_dir
     output_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(OmegaConf.create(run_config), output_dir / "config.yaml")
     provenance = {m: encoder.provenance for m, encoder in model.encoders.items()}
     (output_dir / "encoders.json").write_text(json.dumps(provenance, indent=2) + "\n")
 
-    callbacks = instantiate_group(cfg.get("callbacks"))
+    callbacks = [*instantiate_group(cfg.get("callbacks")), RunConfigInCheckpoint(run_config)]
     loggers = instantiate_group(cfg.get("logger"))
     if not loggers and any(isinstance(c, LearningRateMonitor) for c in callbacks):
         log.info("logger=none: the learning-rate monitor has nothing to write to and is left out")
@@ -178,13 +229,13 @@ def _train(cfg: DictConfig, output_dir: Path, resume_path: Path | None) -> dict[
             output_dir,
             title=f"{cfg.fusion._target_.rsplit('.', 1)[-1]} on {type(datamodule).__name__}",
         )
-    return metrics
+    return metrics, cfg
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    metrics = run_job(train, cfg)  # optimized_metric was checked against the task's metrics at start-up
-    return metrics.get(cfg.get("optimized_metric") or cfg.monitor.metric)
+    metrics, resolved = run_job(run, cfg)  # optimized_metric was checked against the task's metrics
+    return metrics.get(resolved.get("optimized_metric") or resolved.monitor.metric)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from src.callbacks import CHECKPOINT_RUN_CONFIG_KEY
 from src.errors import CheckpointError
-from src.models.module import CHECKPOINT_RUN_CONFIG_KEY
 from src.train import train
 from src.utils.checkpoints import read_checkpoint, sidecar_path
 from tests.helpers import compose_train, run_cli

@@ -48,7 +48,8 @@ def method_overrides(method: str) -> list[str]:
     ids=["centralnet", "moe", "concat+moddrop", "unimodal"],
 )
 def test_one_epoch_run_writes_metrics_and_interpretability(tmp_path, overrides):
-    metrics = run_train(ONE_EPOCH + overrides, tmp_path)
+    with_artifacts = [o if o != "callbacks=none" else "callbacks=artifacts" for o in ONE_EPOCH]
+    metrics = run_train(with_artifacts + overrides, tmp_path)
     assert 0.0 <= metrics["test/acc"] <= 1.0
     assert json.loads((tmp_path / "metrics.json").read_text())["test/acc"] == pytest.approx(
         metrics["test/acc"]

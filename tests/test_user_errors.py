@@ -11,9 +11,9 @@ import re
 
 import pytest
 
+from src.callbacks import CHECKPOINT_RUN_CONFIG_KEY
 from src.data.issues import DataIssueError
 from src.errors import CheckpointError, UserError, user_message
-from src.models.module import CHECKPOINT_RUN_CONFIG_KEY
 from src.train import train
 from src.utils.checkpoints import read_checkpoint
 from src.utils.run import run_job

@@ -1,7 +1,10 @@
 """The one LightningModule: per-modality encoders -> fusion -> task loss, metrics and thresholds.
 
 It receives only plain values and dicts and builds its own submodules, so a checkpoint reloads with
-``FusionClassifier.load_from_checkpoint(path)`` under torch's weights-only unpickler.
+``FusionClassifier.load_from_checkpoint(path)`` under torch's weights-only unpickler. It never reaches
+into the trainer's datasets; the files a test run writes (thresholds, per-class tables, interpret
+arrays, figures) and dataset-specific diagnostics are callbacks (:mod:`src.callbacks`) reading
+``test_outputs``.
 
 Protocol guarantees (see README "Evaluation protocol"):
 - predictions of a split are gathered over the whole epoch and all ranks, de-duplicated by sample
@@ -12,11 +15,8 @@ Protocol guarantees (see README "Evaluation protocol"):
 
 from __future__ import annotations
 
-import csv
-import json
 from collections import defaultdict
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,8 +25,7 @@ from hydra.utils import instantiate
 from lightning import LightningModule
 from torch import nn
 
-from src.interpret import write_interpretability
-from src.metrics import compute_metrics, multilabel_per_class, pearson
+from src.metrics import compute_metrics
 from src.models.encoders import build_encoder
 from src.models.fusion import FusionOutput
 from src.models.fusion.build import build_fusion, feature_shapes
@@ -35,8 +34,6 @@ from src.models.losses import build_loss
 from src.spec import ModalitySpec
 from src.tasks import MULTICLASS, MULTILABEL, REGRESSION
 from src.thresholds import threshold_grid, tune_thresholds
-
-CHECKPOINT_RUN_CONFIG_KEY = "mmfusion_run_config"
 
 
 class FusionClassifier(LightningModule):
@@ -58,7 +55,6 @@ class FusionClassifier(LightningModule):
         aux_loss_weight: float | Mapping[str, float] = 1.0,
         max_weight_norm: float | None = None,
         init_range: float | None = None,
-        gate_units: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -88,9 +84,9 @@ class FusionClassifier(LightningModule):
         self.register_buffer(
             "decision_thresholds", torch.full((num_outputs,), float(self.threshold_cfg["value"]))
         )
-        self.run_config: dict[str, Any] | None = None
-        self.output_dir: Path | None = None
         self._epoch_outputs: dict[str, list[dict[str, torch.Tensor]]] = defaultdict(list)
+        #: the last test epoch's gathered records (scores, targets, index, interpret/*), for callbacks
+        self.test_outputs: dict[str, np.ndarray] = {}
 
     # ----------------------------------------------------------------------------------- model
     def forward(self, batch: Mapping[str, Any]) -> FusionOutput:
@@ -121,14 +117,6 @@ class FusionClassifier(LightningModule):
                         layer.weight.uniform_(-width / 2, width / 2)
                         if layer.bias is not None:
                             layer.bias.zero_()
-
-    def on_fit_start(self) -> None:
-        """Fit data-dependent encoders (TF-IDF) on the training split's raw inputs, never on val/test."""
-        fitted = [m for m, encoder in self.encoders.items() if encoder.requires_fit]
-        if fitted:
-            train_set = self.trainer.datamodule.train_dataloader().dataset
-            for modality in fitted:
-                self.encoders[modality].fit(train_set.column(modality))
 
     def predict_scores(self, logits: torch.Tensor) -> torch.Tensor:
         """Probabilities for classification, the raw outputs for regression."""
@@ -188,7 +176,7 @@ class FusionClassifier(LightningModule):
                 if isinstance(module, nn.Linear):
                     module.weight.renorm_(p=2, dim=0, maxnorm=self.hparams.max_weight_norm)
 
-    def _eval_step(self, stage: str, batch: Mapping[str, Any]) -> None:
+    def _eval_step(self, stage: str, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         output = self(batch)
         loss, _ = self._loss(output, batch["labels"])
         self.log(f"{stage}/loss", loss, on_epoch=True, batch_size=batch["labels"].shape[0], sync_dist=True)
@@ -199,18 +187,19 @@ class FusionClassifier(LightningModule):
         }
         if stage == "test":
             record.update({f"interpret/{k}": v.detach().float() for k, v in output.interpret.items()})
-            record.update({k: v for k, v in batch.items() if k.startswith("latent") and torch.is_tensor(v)})
         self._epoch_outputs[stage].append(record)
+        return record
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
         self._eval_step("val", batch)
 
-    def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
-        self._eval_step("test", batch)
+    def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
+        """The batch's record (scores, targets, index, interpret/*): callbacks see it in ``on_test_batch_end``."""
+        return self._eval_step("test", batch)
 
-    def _gather_epoch(self, stage: str) -> dict[str, np.ndarray]:
-        """Concatenate the epoch's records over batches and ranks; drop sampler padding by index."""
-        records = self._epoch_outputs.pop(stage, [])
+    def gather_by_index(self, records: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, np.ndarray]:
+        """Concatenate per-batch records (each with an ``index``) over batches and ranks, drop the
+        sampler's padding by sample index and sort by it; {} when there are none."""
         if not records:
             return {}
         merged = {k: torch.cat([r[k] for r in records]) for k in records[0]}
@@ -232,79 +221,22 @@ class FusionClassifier(LightningModule):
         return compute_metrics(task, scores, targets)
 
     def on_validation_epoch_end(self) -> None:
-        gathered = self._gather_epoch("val")
+        gathered = self.gather_by_index(self._epoch_outputs.pop("val", []))
         if gathered:
             self.log_dict({f"val/{k}": v for k, v in self._score("val", gathered).items()}, prog_bar=False)
 
     def on_test_epoch_end(self) -> None:
-        gathered = self._gather_epoch("test")
-        if not gathered:
-            return
-        metrics = {f"test/{k}": v for k, v in self._score("test", gathered).items()}
-        gates = gathered.get("interpret/gates")
-        if gates is not None and "latent" in gathered:
-            metrics["test/gate_corr_latent"] = pearson(
-                gates[:, 0].reshape(len(gates), -1).mean(1), gathered["latent"]
-            )
-        self.log_dict(metrics)
-        if self.trainer.is_global_zero and self.output_dir is not None:
-            self._write_test_artifacts(gathered)
+        self.test_outputs = self.gather_by_index(self._epoch_outputs.pop("test", []))
+        if self.test_outputs:
+            self.log_dict({f"test/{k}": v for k, v in self._score("test", self.test_outputs).items()})
 
-    # ----------------------------------------------------------------------------- artifacts
-    def _write_test_artifacts(self, gathered: Mapping[str, np.ndarray]) -> None:
-        out = Path(self.output_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        class_names = list(self.hparams.class_names)
-        thresholds = self.decision_thresholds.cpu().numpy()
-        if self.hparams.task == MULTILABEL:
-            (out / "thresholds.json").write_text(
-                json.dumps(
-                    {
-                        "strategy": self.threshold_cfg["strategy"],
-                        "thresholds": dict(zip(class_names, thresholds.tolist(), strict=True)),
-                    },
-                    indent=2,
-                )
-            )
-            rows = multilabel_per_class(gathered["scores"], gathered["targets"], thresholds, class_names)
-            with open(out / "per_class_test.csv", "w", newline="") as handle:
-                writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-                writer.writeheader()
-                writer.writerows(rows)
-        ids = self._sample_ids(gathered["index"])
-        interpret = {k.split("/", 1)[1]: v for k, v in gathered.items() if k.startswith("interpret/")}
-        if interpret:
-            np.savez_compressed(
-                out / "interpret_test.npz",
-                ids=np.asarray(ids),
-                modalities=np.asarray(self.fusion.modalities),
-                **interpret,
-            )
-        learned = self.fusion.interpretation()
-        if learned:
-            (out / "interpretation.json").write_text(json.dumps(learned, indent=2))
-        write_interpretability(
-            out,
-            self._predicted(gathered["scores"]),
-            interpret,
-            learned,
-            self.fusion.modalities,
-            class_names,
-            self.loggers,
-            gate_units=self.hparams.gate_units,
-        )
-
-    def _predicted(self, scores: np.ndarray) -> np.ndarray | None:
+    def predicted(self, scores: np.ndarray) -> np.ndarray | None:
         """(N, C) boolean predicted classes: thresholds (multilabel), argmax (multiclass); None for regression."""
         if self.hparams.task == MULTILABEL:
             return scores >= self.decision_thresholds.cpu().numpy()
         if self.hparams.task == MULTICLASS:
             return np.eye(scores.shape[1], dtype=bool)[scores.argmax(1)]
         return None
-
-    def _sample_ids(self, indices: np.ndarray) -> list[str]:
-        dataset = self.trainer.test_dataloaders.dataset
-        return [dataset.ids[i] for i in indices.tolist()]
 
     # ---------------------------------------------------------------------------- optimisers
     def configure_optimizers(self) -> dict[str, Any]:
@@ -321,10 +253,3 @@ class FusionClassifier(LightningModule):
             lr_scheduler["monitor"] = monitor
         lr_scheduler["scheduler"] = instantiate(options, optimizer=optimizer)
         return {"optimizer": optimizer, "lr_scheduler": lr_scheduler}
-
-    # ---------------------------------------------------------------------------- checkpoints
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint[CHECKPOINT_RUN_CONFIG_KEY] = self.run_config
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.run_config = checkpoint.get(CHECKPOINT_RUN_CONFIG_KEY)

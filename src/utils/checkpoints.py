@@ -93,6 +93,7 @@ def verify_sidecar(path: Path, data: bytes) -> bool:
 ALLOWED_TARGETS: dict[str, tuple[str, ...]] = {
     "src.data.": ("src.data.base:FusionDataModule",),
     "src.models.": ("torch.nn:Module",),
+    "src.callbacks.": ("lightning.pytorch.callbacks:Callback",),
     "src.utils.loggers.": ("lightning.pytorch.loggers:Logger",),
     "torch.optim.": (
         "torch.optim:Optimizer",
