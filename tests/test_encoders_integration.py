@@ -13,6 +13,7 @@ from src.data.base import FusionDataModule, SampleDataset
 from src.models.encoders.text import TfidfEncoder
 from src.models.module import FusionClassifier
 from src.spec import ModalitySpec
+from src.train import fit_data_encoders
 from tests.helpers import train_cli
 from tests.test_encoders import write_glove
 
@@ -91,11 +92,12 @@ def fit(model: FusionClassifier) -> tuple[TinyTextData, Trainer]:
         enable_progress_bar=False,
         enable_model_summary=False,
     )
+    fit_data_encoders(model, data)  # what src.train does before fitting
     trainer.fit(model, datamodule=data)
     return data, trainer
 
 
-def test_tfidf_is_fitted_on_the_training_split_only_when_fitting_starts(tmp_path):
+def test_tfidf_is_fitted_on_the_training_split_only_before_fitting(tmp_path):
     model = make_model({"_target_": "src.models.encoders.text.TfidfEncoder", "max_features": 64})
     data, trainer = fit(model)
     assert data.loaded_splits == ["train", "val"]
