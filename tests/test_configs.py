@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
 
 from src.utils.checkpoints import check_targets
 from src.utils.resolvers import REPO_ROOT
@@ -84,3 +85,52 @@ def test_data_dir_comes_from_the_environment(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("MMFUSION_DATA_DIR", str(tmp_path / "elsewhere"))
     cfg = compose_train(["data=mmimdb"], tmp_path)
     assert cfg.data.root == str(tmp_path / "elsewhere" / "mmimdb")
+
+
+def test_head_optimizer_and_scheduler_compose_from_the_cli(tmp_path: Path):
+    """One concern per group: a maxout head with a cosine schedule (two groups, no preset needed)."""
+    cfg = compose_train(["model/head=maxout", "model/optimizer=adamw", "model/scheduler=cosine"], tmp_path)
+    assert cfg.model.head.name == "maxout" and "hidden_dims" not in cfg.model.head
+    assert cfg.model.optimizer._target_ == "torch.optim.AdamW"
+    assert (
+        cfg.model.scheduler._target_.endswith("CosineAnnealingLR")
+        and cfg.model.scheduler.T_max == cfg.trainer.max_epochs
+    )
+    assert compose_train([], tmp_path).model.scheduler is None  # model/scheduler=none
+
+
+@pytest.mark.parametrize("head", sorted(p.stem for p in (CONF / "model" / "head").glob("*.yaml")))
+def test_head_yaml_and_builder_defaults_cannot_drift(head: str):
+    """Each option of model/head/<name>.yaml is either a builder argument without a default (the YAML
+    is its one source) or repeats the builder's default exactly."""
+    import inspect
+
+    from src.models.heads import HEADS
+
+    options = OmegaConf.to_container(OmegaConf.load(CONF / "model" / "head" / f"{head}.yaml"))
+    parameters = inspect.signature(HEADS[options.pop("name")]).parameters
+    for key, value in options.items():
+        default = parameters[key].default
+        if default is not inspect.Parameter.empty:
+            assert value == default, (
+                f"model/head/{head}.yaml {key}={value!r}, the builder's default is {default!r}"
+            )
+
+
+def test_module_yaml_and_constructor_defaults_cannot_drift():
+    import inspect
+
+    from src.models.module import FusionClassifier
+
+    yaml = OmegaConf.load(CONF / "model" / "default.yaml")
+    for name, parameter in inspect.signature(FusionClassifier.__init__).parameters.items():
+        if (
+            parameter.default is not inspect.Parameter.empty
+            and parameter.default is not None
+            and name in yaml
+        ):
+            assert yaml[name] == parameter.default, f"model/default.yaml {name}"
+        if parameter.default is None and name in yaml and not isinstance(yaml[name], DictConfig):
+            assert yaml[name] is None, (
+                f"model/default.yaml {name}={yaml[name]!r}, the constructor's default is None"
+            )

@@ -29,7 +29,7 @@ from tests.helpers import vector_fusion_methods
 CONF = Path(__file__).resolve().parents[1] / "conf" / "fusion"
 METHODS = vector_fusion_methods()
 LINEAR = {"name": "linear"}
-SMALL = {"name": "mlp", "hidden_dims": [8]}
+SMALL = {"name": "mlp", "hidden_dims": [8], "dropout": 0.0}
 
 
 def spec(method: str, **overrides) -> dict:

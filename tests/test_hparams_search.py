@@ -47,9 +47,9 @@ def table_rows() -> list[str]:
 
 
 def test_model_maxout_builds_its_head(tmp_path):
-    """model=maxout inherits model/default.yaml's head and nulls the mlp-only ``hidden_dims``."""
-    cfg = compose_train(["model=maxout"], tmp_path)
-    assert cfg.model.head.hidden_dims is None
+    """model=gmu_recipe selects model/head=maxout, which has none of the mlp-only ``hidden_dims``."""
+    cfg = compose_train(["model=gmu_recipe"], tmp_path)
+    assert cfg.model.head.get("hidden_dims") is None
     head = build_head(dict(cfg.model.head), 6, 3)
     assert head[0].num_pieces == cfg.model.head.num_pieces and head[-1].out_features == 3
     with pytest.raises(TypeError, match="hidden_dims"):

@@ -57,12 +57,13 @@ def dense_layers(
 def mlp_head(
     in_dim: int,
     out_dim: int,
-    hidden_dims: list[int] = (512,),
+    hidden_dims: Sequence[int],
+    dropout: float,
     activation: str = "relu",
-    dropout: float = 0.0,
     batch_norm: bool = False,
 ) -> nn.Sequential:
-    """Fully connected layers with an activation (and optional BN/dropout), then a linear output."""
+    """Fully connected layers with an activation (and optional BN/dropout), then a linear output.
+    Widths and dropout have no default here: ``conf/model/head/mlp.yaml`` holds the repo's."""
     layers, dim = dense_layers(in_dim, hidden_dims, activation, batch_norm, dropout)
     layers.append(nn.Linear(dim, out_dim))
     return nn.Sequential(*layers)
