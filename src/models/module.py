@@ -26,12 +26,10 @@ from lightning import LightningModule
 from torch import nn
 
 from src.metrics import compute_metrics
-from src.models.encoders import build_encoder
 from src.models.fusion import FusionOutput
-from src.models.fusion.build import build_fusion, feature_shapes
-from src.models.layers import masked_mean
 from src.models.losses import build_loss
-from src.spec import ModalitySpec
+from src.models.model import build_model
+from src.spec import DatasetSpec, ModalitySpec
 from src.tasks import MULTICLASS, MULTILABEL, REGRESSION
 from src.thresholds import threshold_grid, tune_thresholds
 
@@ -58,24 +56,14 @@ class FusionClassifier(LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
-        encoders = encoders or {}
-        unknown = sorted(set(encoders) - set(modalities))
-        if unknown:
+        spec = DatasetSpec(
+            "dataset", task, tuple(class_names), {m: ModalitySpec.from_dict(p) for m, p in modalities.items()}
+        )
+        if spec.num_outputs != num_outputs:
             raise ValueError(
-                f"model.encoders names modalities {unknown} that the dataset lacks; it has {sorted(modalities)}"
+                f"num_outputs={num_outputs}, but task {task} with classes {class_names} has {spec.num_outputs}"
             )
-        specs = {m: ModalitySpec.from_dict(plain) for m, plain in modalities.items()}
-        self.encoders = nn.ModuleDict(
-            {m: build_encoder(encoders.get(m), spec.shape, spec.kind) for m, spec in specs.items()}
-        )
-        self.fusion = build_fusion(
-            fusion,
-            input_dims={m: e.out_dim for m, e in self.encoders.items()},
-            num_outputs=num_outputs,
-            head=dict(head),
-            task=task,
-            input_shapes=feature_shapes(self.encoders),
-        )
+        self.model = build_model(spec, fusion, head, encoders)
         if init_range is not None:
             self._uniform_init(init_range)
         self.criterion = build_loss(loss, task, num_outputs)
@@ -89,16 +77,16 @@ class FusionClassifier(LightningModule):
         self.test_outputs: dict[str, np.ndarray] = {}
 
     # ----------------------------------------------------------------------------------- model
+    @property
+    def encoders(self) -> nn.ModuleDict:
+        return self.model.encoders
+
+    @property
+    def fusion(self) -> nn.Module:
+        return self.model.fusion
+
     def forward(self, batch: Mapping[str, Any]) -> FusionOutput:
-        features, masks = {}, {}
-        accepts_sequences = getattr(self.fusion, "accepts_sequences", False)
-        for modality, encoder in self.encoders.items():
-            feature, mask = encoder.encode(batch[modality], batch.get(f"{modality}_mask"))
-            if encoder.returns_sequence and not accepts_sequences:
-                feature = masked_mean(feature, mask)
-            features[modality] = feature
-            masks[modality] = mask
-        return self.fusion(features, masks)
+        return self.model(batch)
 
     def _uniform_init(self, width: float) -> None:
         """Weights ~ U(-width/2, width/2), biases 0, for every linear and convolutional layer of the fusion,
