@@ -7,7 +7,8 @@
 #   2. ddp/    trainer=ddp on all visible GPUs and on 1 against single-device: re-evaluating one
 #      checkpoint gives the same metrics (|diff| <= 1e-6: gathering and de-duplicating predictions
 #      across ranks loses nothing), and training with the per-rank batch divided by the number of
-#      ranks lands within 0.03 accuracy (the ranks draw another sample order)
+#      ranks lands within 0.03 accuracy after 20 epochs (0.05 after --tiny's 2: the ranks draw
+#      another sample order)
 #   3. bench/  the bench suites' rows on this device: fusion, sequence (T=50, 500), and flops
 #      (MulT/BPMuLT at the IEMOCAP/MOSEI widths: achieved TFLOP/s, repo / plain-loop ratio)
 #   4. reproduce/  `make reproduce-gpu`: CentralNet Tables 2 and 4 at the paper's protocol
@@ -36,7 +37,7 @@ mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 SUMMARY=$OUT/summary.md
 STEPS=50 BATCHES=10 BENCH=(--steps 20 --warmup 5)
-SEQUENCES=(data.n_samples=2700 data.batch_size=32)  # 81 training batches
+SEQUENCES=(data.n_samples=2700 data.batch_size=32)  # 1,620 training samples: 50 batches
 # --tiny: MulT at T=500 and batch 32 takes ~15 GB on a CPU (the attention maps), so batch 2 there
 if [[ -n $TINY ]]; then STEPS=2 BATCHES=2 BENCH=(--steps 3 --warmup 1) SEQUENCES=(data.n_samples=60 data.batch_size=2); fi
 if [[ $DEVICE == cuda ]]; then
@@ -119,10 +120,11 @@ if [[ " $PARTS " == *" 2 "* ]]; then
             "hydra.run.dir=$OUT/ddp/train_$n" "${BASE[@]}" "${DDP[@]}" "trainer.devices=$n" \
             "data.batch_size=$((64 / n))"
     done
-    step "ddp: compare (tolerances above)" "$OUT/ddp/compare.log" "$PY" - "$OUT/ddp" $DDP_SIZES <<'PY'
+    step "ddp: compare (tolerances above)" "$OUT/ddp/compare.log" "$PY" - "$OUT/ddp" \
+        "$([[ -n $TINY ]] && echo 0.05 || echo 0.03)" $DDP_SIZES <<'PY'
 import json, sys
 from pathlib import Path
-root, sizes = Path(sys.argv[1]), sys.argv[2:]
+root, tolerance, sizes = Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3:]
 single = json.loads((root / "single" / "metrics.json").read_text())
 rows, ok = [], True
 for n in sizes:
@@ -130,10 +132,11 @@ for n in sizes:
     trained = json.loads((root / f"train_{n}" / "metrics.json").read_text())
     eval_diff = max(abs(evaluated[k] - single[k]) for k in evaluated if k.startswith("test/") and k in single)
     train_diff = abs(trained["test/acc"] - single["test/acc"])
-    ok &= eval_diff <= 1e-6 and train_diff <= 0.03
+    ok &= eval_diff <= 1e-6 and train_diff <= tolerance
     rows.append(f"| {n} | {eval_diff:.2e} | {single['test/acc']:.4f} | {trained['test/acc']:.4f} | {train_diff:.4f} |")
 table = ["| ranks | re-evaluated, max abs diff (<= 1e-6) | single test/acc | DDP test/acc | diff (<= 0.03) |",
          "| --- | --- | --- | --- | --- |", *rows]
+table[0] = table[0].replace("0.03", str(tolerance))
 (root / "compare.md").write_text("\n".join(table) + "\n")
 print("\n".join(table))
 sys.exit(0 if ok else 1)
