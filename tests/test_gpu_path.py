@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from pathlib import Path
+import sys
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -71,7 +71,7 @@ def test_flop_bench_counts_matmuls_and_times_both_paths():
 def test_gpu_check_dry_run_on_cpu(tmp_path):
     """``scripts/gpu_check.sh --device cpu --tiny``: all four parts run and write one folder."""
     out = tmp_path / "gpu_check"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PY": str(Path(os.sys.executable))}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PY": sys.executable}
     proc = subprocess.run(
         ["bash", "scripts/gpu_check.sh", "--device", "cpu", "--tiny", "--out", str(out)],
         cwd=REPO_ROOT,
