@@ -58,11 +58,14 @@ def cluster_plugins() -> list[Any]:
     return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
 
 
-def gpu_count(accelerator: Any) -> int:
-    """``${gpu_count:${trainer.accelerator}}``: the GPUs visible here when the trainer uses GPUs, else 0
-    (what submitit's local executor exposes to its jobs as ``CUDA_VISIBLE_DEVICES``)."""
+def gpu_count(accelerator: Any, devices: Any = None) -> int:
+    """``${gpu_count:<trainer.accelerator>[,<trainer.devices>]}``: the GPUs a job asks for, 0 unless the
+    trainer runs on GPUs; ``devices`` when given (SLURM's ``gpus_per_node``), else the GPUs visible
+    here (what submitit's local executor exposes to its jobs in ``CUDA_VISIBLE_DEVICES``)."""
     if str(accelerator) not in ("gpu", "cuda", "auto"):
         return 0
+    if devices is not None and str(devices).isdigit():
+        return int(devices)
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
         return len([d for d in visible.split(",") if d.strip()])
