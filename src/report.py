@@ -416,6 +416,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--title", default=None)
     parser.add_argument("--paired", nargs=2, metavar=("METHOD_A", "METHOD_B"))
     parser.add_argument("--metric", default=None, help="metric of the paired test (default: first metric)")
+    parser.add_argument(
+        "--wandb",
+        action="store_true",
+        help="build the sweep's W&B Report (saved online; offline its spec goes to wandb_report.json)",
+    )
+    parser.add_argument("--entity", default=None, help="W&B entity of the report (default: WANDB_ENTITY)")
     args = parser.parse_args(argv)
 
     jobs, missing = collect(args.dirs)
@@ -452,6 +458,22 @@ def main(argv: list[str] | None = None) -> int:
         if per_class:
             (args.out / "per_class.md").write_text(per_class)
         print(f"written: {args.out}/table.md, table.csv, table.tex" + (", per_class.md" if per_class else ""))
+    if args.wandb:
+        from src import wandb_report
+
+        where = wandb_report.publish(
+            jobs,
+            metrics,
+            markdown,
+            per_class_markdown(jobs),
+            title,
+            (args.out or jobs[0].path.parent) / "wandb_report.json",
+            args.entity,
+        )
+        print(
+            f"W&B report: {where}"
+            + (" (offline: its spec; publish it online with --wandb)" if wandb_report.offline() else "")
+        )
     return 0
 
 
