@@ -99,6 +99,8 @@ class FusionClassifier(LightningModule):
         self.run_config: dict[str, Any] | None = None
         self.output_dir: Path | None = None
         self._epoch_outputs: dict[str, list[dict[str, torch.Tensor]]] = defaultdict(list)
+        #: the last epoch's gathered outputs per stage, for callbacks (src/utils/wandb_run.py)
+        self.gathered: dict[str, dict[str, np.ndarray]] = {}
 
     # ----------------------------------------------------------------------------------- model
     def forward(self, batch: Mapping[str, Any]) -> FusionOutput:
@@ -216,8 +218,8 @@ class FusionClassifier(LightningModule):
             "targets": batch["labels"].detach(),
             "index": batch["index"].detach(),
         }
+        record.update({f"interpret/{k}": v.detach().float() for k, v in output.interpret.items()})
         if stage == "test":
-            record.update({f"interpret/{k}": v.detach().float() for k, v in output.interpret.items()})
             record.update({k: v for k, v in batch.items() if k.startswith("latent") and torch.is_tensor(v)})
         self._epoch_outputs[stage].append(record)
 
@@ -236,7 +238,8 @@ class FusionClassifier(LightningModule):
         if self.trainer.world_size > 1:
             merged = {k: self.all_gather(v).flatten(0, 1) for k, v in merged.items()}
         _, first = np.unique(merged["index"].cpu().numpy(), return_index=True)
-        return {k: v.cpu().numpy()[first] for k, v in merged.items()}
+        self.gathered[stage] = {k: v.cpu().numpy()[first] for k, v in merged.items()}
+        return self.gathered[stage]
 
     def _score(self, stage: str, gathered: Mapping[str, np.ndarray]) -> dict[str, float]:
         task = self.hparams.task
