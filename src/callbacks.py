@@ -1,7 +1,7 @@
 """Lightning callbacks: what a run writes besides its metrics, and dataset-specific diagnostics.
 
 The LightningModule owns the loss, the epoch evaluation gathered by sample index and the decision
-thresholds; these callbacks read what it gathered (``FusionClassifier.test_outputs``, its
+thresholds; these callbacks read what it gathered (``FusionClassifier.gathered["test"]``, its
 ``decision_thresholds`` and the batches' sample ids) and write files. They are composed from
 ``conf/callbacks/`` (``artifacts.yaml``, included by ``default.yaml``; the synthetic latent-gate
 correlation by ``data=synthetic_gmu``'s defaults list), so ``callbacks=none`` writes none of them.
@@ -56,7 +56,7 @@ class _TestFiles(Callback):
         self.output_dir = Path(output_dir)
 
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        outputs = getattr(pl_module, "test_outputs", None)
+        outputs = getattr(pl_module, "gathered", {}).get("test")
         if trainer.is_global_zero and outputs:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             self.write(trainer, pl_module, outputs)

@@ -29,8 +29,6 @@ from typing import Any
 
 import hydra
 import lightning as L
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -45,8 +43,9 @@ from src.spec import DatasetSpec
 from src.tasks import DEFAULT_MONITOR, MULTICLASS, MULTILABEL, REGRESSION
 from src.utils.checkpoints import ChecksummedCheckpointIO, read_checkpoint
 from src.utils.config_checks import check_config
+from src.utils.launchers import cluster_plugins, job_device, multirun_launcher, strategy_for
+from src.utils.provenance import RunRecord, recorded_run
 from src.utils.run import (
-    flatten,
     instantiate_group,
     print_metrics_table,
     run_job,
@@ -54,6 +53,8 @@ from src.utils.run import (
     write_metrics,
 )
 from src.utils.run_dir import claim_run_dir, hydra_job_entries, is_global_rank_zero
+from src.utils.sweep import job_start
+from src.utils.wandb_run import configure_loggers, write_summary
 
 log = logging.getLogger("mmfusion")
 
@@ -82,12 +83,13 @@ def training_defaults(
     spec: DatasetSpec,
     cfg: DictConfig,
     label_counts: Callable[[], tuple[list[int], int]],
-    multirun: bool = False,
+    launcher: str | None = None,
 ) -> TrainingDefaults:
     """Seed (``null`` draws one), monitor (``auto``: the task's default metric and its mode), loss
     (``auto``: the task's default; ``neg_pos_ratio`` weights from ``label_counts()``, the training
     split's positives per class and size, read only when asked for) and the DDP strategy of a
-    multirun (``ddp`` re-executes ``sys.argv`` in every rank, which would re-run the whole sweep)."""
+    multirun on ``launcher`` (``ddp`` re-executes ``sys.argv`` in every rank, which would re-run the
+    whole sweep: :func:`src.utils.launchers.strategy_for`)."""
     default_metric, default_mode = DEFAULT_MONITOR[spec.task]
     metric = default_metric if cfg.monitor.metric == "auto" else cfg.monitor.metric
     mode = cfg.monitor.mode
@@ -99,10 +101,14 @@ def training_defaults(
     for key in DATA_DEPENDENT_WEIGHTS:
         if loss.get(key) == "neg_pos_ratio":
             loss[key] = neg_pos_ratio(*label_counts())
-    strategy = None
-    if multirun and cfg.trainer.get("strategy") == "ddp":
-        log.warning("multirun: trainer.strategy ddp -> ddp_spawn (ranks must not re-launch the sweep)")
-        strategy = "ddp_spawn"
+    configured = cfg.trainer.get("strategy")
+    strategy = strategy_for(configured, launcher)
+    if strategy != configured:
+        log.warning(
+            "multirun: trainer.strategy %s -> %s (ranks must not re-launch the sweep)", configured, strategy
+        )
+    else:
+        strategy = None
     seed = cfg.seed if cfg.seed is not None else random.SystemRandom().randrange(2**31)
     return TrainingDefaults(seed, {"metric": metric, "mode": mode}, loss, strategy)
 
@@ -152,31 +158,40 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 def run(cfg: DictConfig) -> tuple[dict[str, float], DictConfig]:
     """:func:`train`, also returning the resolved config the run used."""
-    check_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
-    ckpt_path = Path(cfg.ckpt_path) if cfg.get("ckpt_path") else None
+    start = job_start(cfg, output_dir)  # a sweep resume or a requeued job continues (src/utils/sweep.py)
+    if start.finished is not None:
+        saved = output_dir / "config.yaml"
+        return start.finished, OmegaConf.load(saved) if saved.is_file() else cfg
+    ckpt_path = start.ckpt_path
     checkpoint = read_checkpoint(ckpt_path, CHECKPOINT_RUN_CONFIG_KEY)[0] if ckpt_path else None
     resume_from = ckpt_path if cfg.train else None
-    with claim_run_dir(
-        output_dir,
-        resume_from=resume_from,
-        resume_epoch=checkpoint.get("epoch") if checkpoint and resume_from else None,
-        overwrite=bool(cfg.get("overwrite_run_dir")),
-        ignore=hydra_job_entries(),
+    with (
+        claim_run_dir(
+            output_dir,
+            resume_from=resume_from,
+            resume_epoch=checkpoint.get("epoch") if checkpoint and resume_from else None,
+            overwrite=start.overwrite,
+            ignore=hydra_job_entries(),
+        ),
+        recorded_run(output_dir, "src.train", start.config_sha256, resumed_from=resume_from) as record,
     ):
         del checkpoint
-        return _train(cfg, output_dir, ckpt_path)
+        check_config(cfg)  # inside the record: a job that fails its checks says why in provenance.json
+        return _train(cfg, output_dir, ckpt_path, record)
 
 
 def _train(
-    composed: DictConfig, output_dir: Path, resume_path: Path | None
+    composed: DictConfig, output_dir: Path, resume_path: Path | None, record: RunRecord
 ) -> tuple[dict[str, float], DictConfig]:
     datamodule: FusionDataModule = instantiate(composed.data)
-    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-    defaults = training_defaults(datamodule.spec, composed, datamodule.train_label_counts, multirun)
+    defaults = training_defaults(
+        datamodule.spec, composed, datamodule.train_label_counts, multirun_launcher()
+    )
     cfg = resolve(composed, defaults)
     check_config(cfg, datamodule.task)
     datamodule.preflight()
+    record.add_data(datamodule)
     if hasattr(datamodule, "issue_counts") and is_global_rank_zero():  # skipped/blanked/fixed
         write_issue_counts(output_dir / "data_issues.json", datamodule.issue_counts)
     L.seed_everything(cfg.seed, workers=True)
@@ -195,10 +210,15 @@ def _train(
         log.info("logger=none: the learning-rate monitor has nothing to write to and is left out")
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer: L.Trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[ChecksummedCheckpointIO()]
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        plugins=[ChecksummedCheckpointIO(), *cluster_plugins()],
+        **job_device(cfg.trainer),  # one GPU per job of a local parallel sweep
     )
-    for logger in loggers:
-        logger.log_hyperparams(flatten(run_config))
+    configure_loggers(
+        loggers, cfg, run_config, callbacks, output_dir
+    )  # W&B group/name/tags (src/utils/wandb_run.py)
 
     ckpt_path = None
     if cfg.train:
@@ -224,6 +244,7 @@ def _train(
     metrics = {k: float(v) for k, v in metrics.items()}
     if trainer.is_global_zero:
         write_metrics(output_dir / "metrics.json", metrics)
+        write_summary(loggers, metrics)
         print_metrics_table(
             metrics,
             output_dir,

@@ -4,7 +4,7 @@ It receives only plain values and dicts and builds its own submodules, so a chec
 ``FusionClassifier.load_from_checkpoint(path)`` under torch's weights-only unpickler. It never reaches
 into the trainer's datasets; the files a test run writes (thresholds, per-class tables, interpret
 arrays, figures) and dataset-specific diagnostics are callbacks (:mod:`src.callbacks`) reading
-``test_outputs``.
+``gathered``.
 
 Protocol guarantees (see README "Evaluation protocol"):
 - predictions of a split are gathered over the whole epoch and all ranks, de-duplicated by sample
@@ -26,6 +26,7 @@ from lightning import LightningModule
 from torch import nn
 
 from src.metrics import compute_metrics
+from src.models.acceleration import channels_last_batch, compile_in_place, compile_options
 from src.models.fusion import FusionOutput
 from src.models.losses import build_loss
 from src.models.model import build_model
@@ -53,9 +54,12 @@ class FusionClassifier(LightningModule):
         aux_loss_weight: float | Mapping[str, float] = 1.0,
         max_weight_norm: float | None = None,
         init_range: float | None = None,
+        compile: bool | Mapping[str, Any] = False,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
+        self._compile = compile_options(compile)  # a bad setting fails here, before training
         spec = DatasetSpec(
             "dataset", task, tuple(class_names), {m: ModalitySpec.from_dict(p) for m, p in modalities.items()}
         )
@@ -73,8 +77,9 @@ class FusionClassifier(LightningModule):
             "decision_thresholds", torch.full((num_outputs,), float(self.threshold_cfg["value"]))
         )
         self._epoch_outputs: dict[str, list[dict[str, torch.Tensor]]] = defaultdict(list)
-        #: the last test epoch's gathered records (scores, targets, index, interpret/*), for callbacks
-        self.test_outputs: dict[str, np.ndarray] = {}
+        #: the last epoch's gathered records per stage (scores, targets, index, interpret/*), for
+        #: callbacks (src/callbacks.py, src/utils/wandb_run.py)
+        self.gathered: dict[str, dict[str, np.ndarray]] = {}
 
     # ----------------------------------------------------------------------------------- model
     @property
@@ -86,6 +91,8 @@ class FusionClassifier(LightningModule):
         return self.model.fusion
 
     def forward(self, batch: Mapping[str, Any]) -> FusionOutput:
+        if self.hparams.channels_last:
+            batch = channels_last_batch(batch)
         return self.model(batch)
 
     def _uniform_init(self, width: float) -> None:
@@ -105,6 +112,15 @@ class FusionClassifier(LightningModule):
                         layer.weight.uniform_(-width / 2, width / 2)
                         if layer.bias is not None:
                             layer.bias.zero_()
+
+    def configure_model(self) -> None:
+        """``model.compile`` and ``model.channels_last`` (src/models/acceleration.py), once, on the
+        trainer's device."""
+        if self.hparams.channels_last:
+            self.to(memory_format=torch.channels_last)
+        if self._compile is not None:
+            compile_in_place([*self.encoders.values(), self.fusion], self._compile)
+            self._compile = None
 
     def predict_scores(self, logits: torch.Tensor) -> torch.Tensor:
         """Probabilities for classification, the raw outputs for regression."""
@@ -173,8 +189,8 @@ class FusionClassifier(LightningModule):
             "targets": batch["labels"].detach(),
             "index": batch["index"].detach(),
         }
-        if stage == "test":
-            record.update({f"interpret/{k}": v.detach().float() for k, v in output.interpret.items()})
+        record.update({f"interpret/{k}": v.detach().float() for k, v in output.interpret.items()})
+        record.update({f"interpret/{k}": v.detach().float() for k, v in output.interpret.items()})
         self._epoch_outputs[stage].append(record)
         return record
 
@@ -209,14 +225,14 @@ class FusionClassifier(LightningModule):
         return compute_metrics(task, scores, targets)
 
     def on_validation_epoch_end(self) -> None:
-        gathered = self.gather_by_index(self._epoch_outputs.pop("val", []))
+        gathered = self.gathered["val"] = self.gather_by_index(self._epoch_outputs.pop("val", []))
         if gathered:
             self.log_dict({f"val/{k}": v for k, v in self._score("val", gathered).items()}, prog_bar=False)
 
     def on_test_epoch_end(self) -> None:
-        self.test_outputs = self.gather_by_index(self._epoch_outputs.pop("test", []))
-        if self.test_outputs:
-            self.log_dict({f"test/{k}": v for k, v in self._score("test", self.test_outputs).items()})
+        gathered = self.gathered["test"] = self.gather_by_index(self._epoch_outputs.pop("test", []))
+        if gathered:
+            self.log_dict({f"test/{k}": v for k, v in self._score("test", gathered).items()})
 
     def predicted(self, scores: np.ndarray) -> np.ndarray | None:
         """(N, C) boolean predicted classes: thresholds (multilabel), argmax (multiclass); None for regression."""

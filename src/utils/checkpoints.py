@@ -95,6 +95,7 @@ ALLOWED_TARGETS: dict[str, tuple[str, ...]] = {
     "src.models.": ("torch.nn:Module",),
     "src.callbacks.": ("lightning.pytorch.callbacks:Callback",),
     "src.utils.loggers.": ("lightning.pytorch.loggers:Logger",),
+    "src.utils.wandb_run.": ("lightning.pytorch.callbacks:Callback",),  # WandbMedia
     "torch.optim.": (
         "torch.optim:Optimizer",
         "torch.optim.lr_scheduler:LRScheduler",
