@@ -211,6 +211,7 @@ def test_ddp_sim_under_multirun_uses_spawn_and_unpadded_test_set(tmp_path: Path)
 def test_training_defaults_are_derived_not_written_back(tmp_path: Path):
     from src.spec import DatasetSpec, ModalitySpec
     from src.train import resolve, training_defaults
+    from src.utils.launchers import BASIC
 
     cfg = compose_train(["seed=null", "monitor.metric=val/loss", "+trainer.strategy=ddp"], tmp_path)
     composed = OmegaConf.to_container(cfg)
@@ -220,7 +221,7 @@ def test_training_defaults_are_derived_not_written_back(tmp_path: Path):
         defaults.monitor == {"metric": "val/loss", "mode": "min"} and defaults.loss["name"] == "cross_entropy"
     )
     assert isinstance(defaults.seed, int) and defaults.strategy is None
-    assert training_defaults(spec, cfg, lambda: ([], 0), multirun=True).strategy == "ddp_spawn"
+    assert training_defaults(spec, cfg, lambda: ([], 0), launcher=BASIC).strategy == "ddp_spawn"
     resolved = resolve(cfg, defaults)
     assert resolved.seed == defaults.seed and resolved.model.loss.name == "cross_entropy"
     assert resolved.callbacks.early_stopping.mode == "min"  # interpolations see the resolved values
