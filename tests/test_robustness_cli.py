@@ -180,3 +180,14 @@ def test_synthetic_gmu_gate_shift_through_the_cli(tmp_path: Path):
     assert carried[0] > 0.5 > other[0]
     assert carried[-1] < carried[0] - 0.02
     assert other[-1] > other[0] + 0.02
+
+
+def test_wandb_logger_gets_the_plots_as_media(digits: dict[str, Path], tmp_path: Path):
+    cfg = robustness_cfg(
+        digits["gmu"], tmp_path, "robustness=quick", "robustness.modalities=[view1]", "logger=wandb"
+    )
+    cli.run_job(cli.robustness, cfg)  # offline (WANDB_MODE), finished by run_job
+    (run,) = (tmp_path / "wandb").glob("offline-run-*")
+    media = sorted(p.name.split("_")[0] for p in (run / "files" / "media").rglob("*.png"))
+    assert len(media) == 3  # the curves and the two gate plots (missing_zeros, gaussian_noise)
+    assert list((run / "files" / "media" / "table").rglob("*.table.json"))
