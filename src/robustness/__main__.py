@@ -44,6 +44,7 @@ from src.robustness.sweep import SweepResult, sweep
 from src.utils.checkpoints import read_checkpoint
 from src.utils.run import instantiate_group, run_job, to_plain
 from src.utils.run_dir import claim_run_dir, hydra_job_entries
+from src.utils.wandb_run import configure_loggers, write_summary
 
 log = logging.getLogger("mmfusion")
 
@@ -196,7 +197,24 @@ def robustness(cfg: DictConfig) -> dict[str, float]:
             "command_config": to_plain(cfg),
         }
         loggers = instantiate_group(cfg.get("logger"))
+        # W&B identity from the checkpoint's run (name <method>-s<seed>), job type and group of this sweep
+        identity = {
+            **run_config,
+            "task_name": cfg.task_name,
+            "tags": [*cfg.tags, *(run_config.get("tags") or [])],
+        }
+        configure_loggers(loggers, OmegaConf.create(identity), to_plain(cfg), [], output_dir)
         summary = write_outputs(output_dir, result, metric, meta, meta["gate_modalities"], loggers)
+        write_summary(
+            loggers,
+            {
+                **result.clean,
+                **{
+                    f"robustness/{r['modality']}/{r['perturbation']}/relative": r["relative_robustness"]
+                    for r in summary
+                },
+            },
+        )
         for row in summary:
             log.info(
                 "%s %s: %s clean %.4f -> %.4f, relative robustness %.4f",
