@@ -77,7 +77,8 @@ def test_default_config_builds(tmp_path: Path):
     assert datamodule.task == "multiclass" and datamodule.spec.num_outputs == 10
     # monitor is resolved from the task by src.train; give it here to build the callbacks
     cfg.monitor.metric, cfg.monitor.mode = "val/acc", "max"
-    assert len(instantiate_group(cfg.callbacks)) == 8  # 5 Lightning, W&B media, 2 test-artifact callbacks
+    callbacks = instantiate_group(cfg.callbacks)  # 5 Lightning, 2 test-artifact ones, W&B media
+    assert len(callbacks) == 8 and type(callbacks[-1]).__name__ == "WandbMedia"
     assert len(instantiate_group(cfg.logger)) == 1
 
 
