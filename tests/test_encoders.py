@@ -180,17 +180,21 @@ def test_rnn_over_texts_sequence_mask_and_frozen_embeddings(glove):
 def test_rnn_end2end_learns_its_word_vectors_from_scratch():
     """``vectors: scratch`` (GMU paper, "RNN end2end"): a random table over the training vocabulary,
     trained with the RNN, carried by the checkpoint; nothing pre-trained is read."""
+
+    def scratch_rnn() -> RNNEncoder:
+        return RNNEncoder(
+            [],
+            "text",
+            vectors="scratch",
+            vocab_size=3,
+            embedding_dim=4,
+            hidden_dim=5,
+            cell="gru",
+            bidirectional=False,
+        )
+
     torch.manual_seed(0)
-    encoder = RNNEncoder(
-        [],
-        "text",
-        vectors="scratch",
-        vocab_size=3,
-        embedding_dim=4,
-        hidden_dim=5,
-        cell="gru",
-        bidirectional=False,
-    )
+    encoder = scratch_rnn()
     assert encoder.requires_fit and not encoder.cacheable
     with pytest.raises(RuntimeError, match="before fit"):
         encoder(["the cat"])
@@ -202,16 +206,7 @@ def test_rnn_end2end_learns_its_word_vectors_from_scratch():
     out.sum().backward()
     assert embeddings.grad[2:4].abs().sum() > 0  # the rows of "the" and "cat" learn
     assert "from scratch (3 training words)" in encoder.provenance["weights"]
-    reloaded = RNNEncoder(
-        [],
-        "text",
-        vectors="scratch",
-        vocab_size=3,
-        embedding_dim=4,
-        hidden_dim=5,
-        cell="gru",
-        bidirectional=False,
-    )
+    reloaded = scratch_rnn()
     reloaded.load_state_dict(encoder.state_dict())
     torch.testing.assert_close(reloaded(["the cat", "a zebra"]), out)
 

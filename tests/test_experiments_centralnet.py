@@ -134,6 +134,7 @@ def check_report(rows: list[dict[str, str]], experiment: str, n_seeds: int) -> N
         assert r["paper"] != "" and r["mean"] != ""
 
 
+@pytest.mark.slow  # 14 rows through the CLI, ~45 s: keeps `make test` under 10 minutes
 def test_digits_table_sweep_runs_every_row_and_reports_it(tmp_path: Path):
     """`python -m src.train -m experiment=centralnet2018_digits` then `python -m src.report` (1 step each)."""
     rows = sweep_and_report(tmp_path, "centralnet2018_digits", "seed=0")

@@ -55,6 +55,7 @@ def test_reproduce_gpu_keeps_the_papers_protocol_and_records_bf16(experiment):
     assert config_mismatches(parse(cpu.protocol)[0], cpu)
 
 
+@pytest.mark.slow  # times both paths, ~12 s: keeps `make test` under 10 minutes
 def test_flop_bench_counts_matmuls_and_times_both_paths():
     """One tiny row on CPU: a positive FLOP count that grows with the sequence length, both paths
     timed, and the ratio is their quotient."""

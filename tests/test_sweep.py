@@ -105,6 +105,7 @@ def test_provenance_records_success_and_failure(tmp_path):
     assert failed["status"] == "failed" and failed["error"] == "ValueError: the second line is not kept"
 
 
+@pytest.mark.slow  # a CLI multirun, ~18 s: keeps `make test` under 10 minutes
 def test_a_failing_job_does_not_stop_the_sweep_and_the_report_lists_it(tmp_path):
     """Job 0 fails its start-up check (max_epochs=0), job 1 runs; the sweep exits 1 and lists job 0."""
     proc = run_cli("src.train", ["-m", f"paths.log_dir={tmp_path}", *QUICK, "trainer.max_epochs=0,1"])

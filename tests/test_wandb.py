@@ -35,7 +35,12 @@ def test_per_class_rows_multiclass_match_sklearn():
     assert [r["support"] for r in rows] == [1, 3]
 
 
-def test_identity_of_a_run_without_hydra():
+def test_identity_of_a_run_without_hydra(monkeypatch):
+    from hydra.core.hydra_config import HydraConfig
+
+    # an earlier in-process compose or run of the same pytest session may have left Hydra's
+    # global config set; this test is about a run started without Hydra
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", None)
     identity = run_identity(
         {
             "task_name": "centralnet2018_digits",
@@ -51,6 +56,7 @@ def test_identity_of_a_run_without_hydra():
     assert identity["tags"] == ["t", "data:Digits", "fusion:CentralNet", "encoder:image:identity"]
 
 
+@pytest.mark.slow  # a 2-job CLI multirun, ~23 s: keeps `make test` under 10 minutes
 def test_offline_run_reads_back_group_name_config_summary_and_media(tmp_path):
     """Two seeds of one sweep: one group, named runs, the selected checkpoint's metrics as summary."""
     proc = run_cli(

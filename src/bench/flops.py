@@ -34,7 +34,7 @@ from hydra import compose, initialize_config_dir
 from torch.utils.flop_counter import FlopCounterMode
 
 import src  # noqa: F401  (resolvers)
-from src.bench.fusion import PeakMemory, _sync
+from src.bench.fusion import PeakMemory, _sync, bench_trainer
 from src.data.base import FusionDataModule, SampleDataset
 from src.metrics import MULTILABEL, REGRESSION
 from src.models.fusion.build import build_fusion
@@ -111,18 +111,8 @@ def repo_run(
     L.seed_everything(0, verbose=False)
     model = build_model(cfg, data)
     timer = StepTimes(warmup, device)
-    trainer = L.Trainer(
-        accelerator=device,
-        devices=1,
-        precision="bf16-mixed" if device == "cuda" else "32-true",
-        max_steps=steps,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        callbacks=[timer],
+    trainer = bench_trainer(
+        device, timer, precision="bf16-mixed" if device == "cuda" else "32-true", max_steps=steps
     )
     with PeakMemory(device) as memory:
         trainer.fit(model, datamodule=data)

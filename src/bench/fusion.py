@@ -178,7 +178,8 @@ def method_config(method: str):
     return cfg
 
 
-def _trainer(device: str, timer: StepTimer, **options: Any) -> L.Trainer:
+def bench_trainer(device: str, timer: L.Callback, **options: Any) -> L.Trainer:
+    """A one-device Trainer that only steps and times (no logging, checkpoints, sanity or validation)."""
     return L.Trainer(
         accelerator=device,
         devices=1,
@@ -200,9 +201,11 @@ def repo_run(method: str, data: FeatureWorkload, steps: int, warmup: int, device
     model = build_model(cfg, data)
     timer = StepTimer(warmup, device)
     with PeakMemory(device) as memory:
-        _trainer(device, timer, max_steps=steps).fit(model, datamodule=data)
+        bench_trainer(device, timer, max_steps=steps).fit(model, datamodule=data)
     infer = StepTimer(warmup, device)
-    _trainer(device, infer, limit_predict_batches=steps).predict(model, dataloaders=data.test_dataloader())
+    bench_trainer(device, infer, limit_predict_batches=steps).predict(
+        model, dataloaders=data.test_dataloader()
+    )
     params = sum(p.numel() for p in model.parameters())
     return {
         "train": timer.samples_per_s(),
