@@ -6,7 +6,10 @@
   ``issue_counts`` is what ``src.train`` writes to ``data_issues.json``;
 - ``frozen``: ``{modality: encoder spec}``; each such modality is encoded once by the frozen encoder
   through the :class:`src.data.feature_cache.FeatureCache` (``data.feature_cache_dir``), and the model
-  then sees it as a ``vector`` modality of the encoder's output size (identity encoder by default).
+  then sees it as a ``vector`` modality of the encoder's output size (identity encoder by default);
+- ``verify_media``: decode every media file (MM-IMDb's posters) when a split is loaded, so that
+  training never meets a broken one (the pre-flight). ``src.data.check`` turns it off: it decodes
+  each file itself while it reads every sample, and once is enough.
 """
 
 from __future__ import annotations
@@ -42,10 +45,12 @@ class FileDataModule(FusionDataModule):
         feature_cache_dir: str | None = None,
         frozen_batch_size: int = 64,
         report_problems: bool = False,
+        verify_media: bool = True,
         **loader_options,
     ) -> None:
         super().__init__(**loader_options)
         self.issues = IssueLog(on_problem, report=report_problems)
+        self.verify_media = verify_media
         frozen = OmegaConf.to_container(frozen) if isinstance(frozen, DictConfig) else frozen
         self.frozen_specs = {m: dict(spec) for m, spec in (frozen or {}).items() if spec}
         self.frozen_encoders: dict[str, Encoder] = {}

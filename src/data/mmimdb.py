@@ -28,7 +28,7 @@ from sklearn.feature_extraction.text import HashingVectorizer
 
 from src.data.base import DatasetNotFoundError, SampleDataset, stratified_split
 from src.data.files import FileDataModule
-from src.data.images import PosterReader, verify_image
+from src.data.images import PosterReader, verify_images
 from src.data.lazy import LazyDataset, RowReader
 from src.data.validate import (
     BINARY,
@@ -288,25 +288,33 @@ class MMIMDbDataModule(FileDataModule):
         return plots, labels
 
     def _load_raw(self, split: str) -> LazyDataset:
-        ids, texts, labels, posters = [], [], [], []
+        movies: list[tuple[str, list[str], np.ndarray, Path | None]] = []
         for movie_id in self._split_ids[split]:
             movie = self._read_movie(split, movie_id)
             if movie is None:
                 continue
-            plots, label = movie
             poster: Path | None = self.root / "dataset" / f"{movie_id}.jpeg"
             if not poster.is_file() or poster.stat().st_size == 0:
                 what = "missing" if not poster.is_file() else "empty (0 bytes)"
                 if self.issues.problem(split, "missing_file", f"poster {poster} is {what}") == "skip":
                     continue
                 poster = None
-            else:  # decode every poster now, so that training never meets a broken one
-                try:
-                    verify_image(poster)
-                except DataFormatError as err:
-                    if self.issues.problem(split, "unreadable_file", str(err)) == "skip":
+            movies.append((movie_id, *movie, poster))
+        if self.verify_media:  # decode every poster now, so that training never meets a broken one
+            paths = [poster for *_, poster in movies if poster is not None]
+            errors = dict(
+                zip(paths, verify_images(paths, self.num_workers, f"mmimdb {split} posters"), strict=True)
+            )
+            verified = []
+            for movie_id, plots, label, poster in movies:
+                if poster is not None and errors[poster] is not None:
+                    if self.issues.problem(split, "unreadable_file", errors[poster]) == "skip":
                         continue
                     poster = None
+                verified.append((movie_id, plots, label, poster))
+            movies = verified
+        ids, texts, labels, posters = [], [], [], []
+        for movie_id, plots, label, poster in movies:
             if self.plot_choice == "all" and split == "train":
                 chosen = list(enumerate(plots))
             else:
