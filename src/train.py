@@ -34,6 +34,7 @@ from src.data.issues import write_issue_counts
 from src.errors import ConfigError
 from src.models.losses import DATA_DEPENDENT_WEIGHTS, neg_pos_ratio
 from src.models.module import CHECKPOINT_RUN_CONFIG_KEY
+from src.precompute import prepare_encoders
 from src.tasks import DEFAULT_MONITOR, MULTICLASS, MULTILABEL, REGRESSION
 from src.utils.checkpoints import ChecksummedCheckpointIO, read_checkpoint
 from src.utils.config_checks import check_config
@@ -83,11 +84,13 @@ def resolve_data_dependent(cfg: DictConfig, datamodule: FusionDataModule) -> Non
 
 
 def build_model(cfg: DictConfig, datamodule: FusionDataModule) -> L.LightningModule:
-    """The LightningModule from plain values: data-derived fields, then ``cfg.model``."""
+    """The LightningModule from plain values: data-derived fields, then ``cfg.model``; the encoders
+    after the feature step (``src.precompute``: precomputed modalities arrive as cached features)."""
+    encoders = prepare_encoders(to_plain(cfg), datamodule)
     options: dict[str, Any] = to_plain(cfg.model)
     target = options.pop("_target_")
-    overrides = {m: spec for m, spec in (options.pop("encoders") or {}).items() if spec}
-    encoders = {**datamodule.default_encoders, **overrides}
+    options.pop("encoders", None)
+    options.pop("default_encoders", None)
     try:
         return get_class(target)(
             task=datamodule.task,
@@ -135,7 +138,8 @@ def _train(cfg: DictConfig, output_dir: Path, resume_path: Path | None) -> dict[
     model.output_dir = output_dir
     output_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(OmegaConf.create(run_config), output_dir / "config.yaml")
-    provenance = {m: encoder.provenance for m, encoder in model.encoders.items()}
+    sources = {m: spec.source for m, spec in datamodule.spec.modalities.items()}
+    provenance = {m: sources.get(m) or encoder.provenance for m, encoder in model.encoders.items()}
     (output_dir / "encoders.json").write_text(json.dumps(provenance, indent=2) + "\n")
 
     callbacks = instantiate_group(cfg.get("callbacks"))

@@ -49,7 +49,7 @@ def test_normalize_text():
 
 def test_raw_layout_labels_plots_posters(tmp_path):
     split = write_mmimdb_raw(tmp_path)
-    dm = MMIMDbDataModule(str(tmp_path), text_features="string", poster_size=[32, 16])
+    dm = MMIMDbDataModule(str(tmp_path), poster_size=[32, 16])
     train = dm._ensure("train")
     assert len(train) == 12 and train.ids == split["train"]
     sample = train[1]  # movie k=1: genres Comedy (1 % 3), Crime (3 + 1 % 5 = 4)
@@ -59,11 +59,9 @@ def test_raw_layout_labels_plots_posters(tmp_path):
     assert sample["text"].startswith("A much longer plot number 1")  # the longest plot
     assert sample["image"].shape == (3, 32, 16) and sample["image"].dtype == torch.float32
     assert 0.0 <= float(sample["image"].min()) and float(sample["image"].max()) <= 1.0
-    dm_first = MMIMDbDataModule(
-        str(tmp_path), text_features="string", plot_choice="first", text_normalization="original"
-    )
+    dm_first = MMIMDbDataModule(str(tmp_path), plot_choice="first", text_normalization="original")
     assert dm_first._ensure("val")[0]["text"] == "short plot 12"
-    dm_all = MMIMDbDataModule(str(tmp_path), text_features="string", plot_choice="all")
+    dm_all = MMIMDbDataModule(str(tmp_path), plot_choice="all")
     assert len(dm_all._ensure("train")) == 24 and dm_all._ensure("train").ids[:2] == [
         f"{split['train'][0]}#0",
         f"{split['train'][0]}#1",
@@ -82,7 +80,7 @@ def test_raw_bad_inputs_error_or_counted(tmp_path):
     with pytest.raises(DataIssueError, match=r"missing_file.*" + split["train"][2]):
         MMIMDbDataModule(str(tmp_path))._ensure("train")
     policy = {"missing_id": "skip", "missing_file": "blank", "unreadable_file": "skip", "empty_text": "blank"}
-    dm = MMIMDbDataModule(str(tmp_path), on_problem=policy, text_features="string")
+    dm = MMIMDbDataModule(str(tmp_path), on_problem=policy)
     train = dm._ensure("train")
     assert len(train) == 10  # 12 - missing json - truncated poster
     assert dm.issue_counts["train"] == {
@@ -132,14 +130,13 @@ def test_train_cli_raw_with_string_text_encoder_and_frozen_posters(tmp_path):
         tmp_path / "run_raw",
         "data=mmimdb",
         f"data.root={tmp_path / 'raw'}",
-        "data.text_features=string",
         "data.poster_size=[24,16]",
         "data.num_workers=0",
         "data.batch_size=4",
         "trainer.max_epochs=1",
         "+model.encoders.text._target_=tests.test_data_mmimdb.CharStatsEncoder",
-        "+data.frozen.image={_target_: src.models.encoders.base.MLPEncoder, hidden_dims: [8]}",
-        f"data.feature_cache_dir={tmp_path / 'cache'}",
+        "+model.encoders.image={_target_: src.models.encoders.base.MLPEncoder, hidden_dims: [8], precompute: true}",
+        f"features.cache_dir={tmp_path / 'cache'}",
     )
     assert 0.0 <= metrics["test/f1_micro"] <= 1.0
     rows = (tmp_path / "run_raw" / "per_class_test.csv").read_text().splitlines()[1:]
@@ -191,3 +188,21 @@ def test_resplit_through_the_datamodule(tmp_path):
     assert sorted(i for v in ids.values() for i in v) == sorted(i for v in split.values() for i in v)
     with pytest.raises(ValueError, match="needs data.format=raw"):
         MMIMDbDataModule(root=str(tmp_path), format="hdf5", resplit=[0.7, 0.15, 0.15])
+
+
+@pytest.mark.slow  # MiniLM and EfficientNet-Lite0 on CPU: ~50 s of CPU time
+def test_train_cli_raw_with_pretrained_text_and_image_encoders_needs_no_other_override(tmp_path):
+    """Data delivers the plot and the poster; the chosen encoders make the features (issue 15)."""
+    write_mmimdb_raw(tmp_path / "raw")
+    run = tmp_path / "run"
+    metrics = train_cli(
+        run,
+        "data=mmimdb",
+        f"data.root={tmp_path / 'raw'}",
+        "encoder/text=minilm",
+        "encoder/image=efficientnet_lite0",
+        "trainer.max_epochs=1",
+    )
+    assert 0.0 <= metrics["test/f1_micro"] <= 1.0
+    provenance = json.loads((run / "encoders.json").read_text())
+    assert provenance["text"]["encoder"] != "identity" and provenance["image"]["encoder"] != "identity"
