@@ -34,6 +34,15 @@ bench: ## Benchmarks (speed and memory targets); results in bench_out/
 reproduce-cpu: ## Regenerate docs/results/ on CPU (synthetic, CentralNet digits/MNIST/avMNIST; about 1.5 h on 2 cores)
 	PY=$(BIN)/python bash scripts/reproduce_cpu.sh
 
+reproduce-gpu: ## CentralNet Tables 2 and 4 at the paper's protocol on one GPU (REPRO_TINY=1: CPU dry run in minutes)
+	PY=$(BIN)/python bash scripts/reproduce_gpu.sh
+
+gpu-check: ## The prepared GPU check into gpu_check_out/ (ARGS="--device cpu --tiny": the CPU dry run)
+	PY=$(BIN)/python bash scripts/gpu_check.sh $(ARGS)
+
+device-wheels: ## Wheels the device machine lacks (hydra, omegaconf, antlr4, joblib launcher, wandb) into .device_wheels/
+	PY=$(BIN)/python bash scripts/device_wheels.sh download
+
 lint: ## Ruff lint
 	$(BIN)/ruff check src tests
 
@@ -42,7 +51,7 @@ format: ## Ruff format and fix imports
 	$(BIN)/ruff check --fix src tests
 
 clean: ## Remove logs, caches and benchmark outputs
-	rm -rf logs outputs multirun bench_out .pytest_cache .ruff_cache
+	rm -rf logs outputs multirun bench_out gpu_check_out .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-.PHONY: help install train test test-slow test-all bench reproduce-cpu lint format clean
+.PHONY: help install train test test-slow test-all bench reproduce-cpu reproduce-gpu gpu-check device-wheels lint format clean

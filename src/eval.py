@@ -26,8 +26,10 @@ from src.errors import CheckpointError, ConfigError
 from src.models.module import CHECKPOINT_RUN_CONFIG_KEY
 from src.precompute import prepare_encoders
 from src.utils.checkpoints import allowed_class, read_checkpoint
+from src.utils.provenance import recorded_run
 from src.utils.run import print_metrics_table, run_job, write_metrics
 from src.utils.run_dir import claim_run_dir, hydra_job_entries
+from src.utils.sweep import config_hash
 
 
 def load_checkpoint_run(
@@ -58,8 +60,12 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         raise ConfigError(f"split={cfg.split!r}; expected 'val' or 'test'")
     ckpt_path = Path(cfg.ckpt_path)
     output_dir = Path(cfg.paths.output_dir)
-    with claim_run_dir(output_dir, overwrite=bool(cfg.overwrite_run_dir), ignore=hydra_job_entries()):
+    with (
+        claim_run_dir(output_dir, overwrite=bool(cfg.overwrite_run_dir), ignore=hydra_job_entries()),
+        recorded_run(output_dir, "src.eval", config_hash(cfg), checkpoint=str(ckpt_path)) as record,
+    ):
         _, datamodule, model = load_checkpoint_run(ckpt_path, cfg.data)
+        record.add_data(datamodule)
         model.output_dir = output_dir
         trainer: L.Trainer = instantiate(cfg.trainer, logger=False, callbacks=[RichProgressBar()])
         run = trainer.test if cfg.split == "test" else trainer.validate

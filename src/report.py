@@ -3,13 +3,17 @@
 Rows are methods: the ``method`` a job ran (``conf/method/``), else the job's Hydra overrides without
 ``seed``. Columns are metrics as mean +- std over seeds with n, the 99% Student-t confidence
 half-width (CentralNet's protocol), the paper's value and our delta. Jobs of a multirun without a
-``metrics.json`` are listed as failed/missing, never averaged away.
+``metrics.json`` are listed as failed/missing with their status and error line (from their
+``provenance.json``), never averaged away. When the runs come from different commits (or dirty
+trees), the report says so and lists them. ``--wandb`` builds the sweep's W&B Report
+(:mod:`src.wandb_report`).
 
 Examples::
 
     python -m src.report logs/train/multiruns/2026-11-23_10-00-00 --out docs/results/mmnist
     python -m src.report DIR --paper centralnet2018_mmnist_table2 --metrics test/errors
     python -m src.report DIR --paired centralnet gmu --metric test/acc
+    python -m src.report DIR --wandb            # W&B Report: saved online, its spec written offline
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import yaml
 from scipy import stats
 
 from src import protocol
+from src.utils.provenance import read_provenance
 
 REFERENCE = Path(__file__).parent / "reference" / "paper_tables.yaml"
 #: paper metric suffix -> column of per_class_test.csv
@@ -45,6 +50,33 @@ class Job:
     table: str | None = None
     overrides: list[str] = field(default_factory=list)
     protocol: dict[str, Any] | None = None
+    #: ``provenance.json``'s git commit (``+dirty:<diff hash>`` for a dirty tree); None without one
+    code: str | None = None
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    """A job folder without metrics: its status (``provenance.json``) and error line."""
+
+    path: Path
+    status: str
+    error: str = ""
+
+
+def code_version(job_dir: Path) -> str | None:
+    """The commit a run's code came from, ``<commit>+dirty:<diff sha256[:8]>`` for a dirty tree."""
+    git = (read_provenance(job_dir) or {}).get("git")
+    if not git:
+        return None
+    return git["commit"][:12] + (f"+dirty:{(git.get('diff_sha256') or '')[:8]}" if git.get("dirty") else "")
+
+
+def unfinished(job_dir: Path) -> Unfinished:
+    record = read_provenance(job_dir) or {}
+    status = record.get("status") or "no provenance.json"
+    if status == "running":
+        status = "running or killed"
+    return Unfinished(job_dir, status, record.get("error") or "")
 
 
 def _overrides(job_dir: Path) -> list[str]:
@@ -67,7 +99,9 @@ def load_job(job_dir: Path) -> Job | None:
         return None
     config = yaml.safe_load(config_path.read_text()) or {}
     overrides = [
-        o for o in _overrides(job_dir) if not o.lstrip("+~").startswith(("seed=", "hydra.", "experiment="))
+        o
+        for o in _overrides(job_dir)
+        if not o.lstrip("+~").startswith(("seed=", "hydra.", "experiment=", "resume_sweep="))
     ]
     job = Job(
         path=job_dir,
@@ -76,6 +110,7 @@ def load_job(job_dir: Path) -> Job | None:
         table=config.get("paper_table"),
         overrides=overrides,
         protocol=config.get("protocol"),
+        code=code_version(job_dir),
     )
     metrics_path = job_dir / "metrics.json"
     if metrics_path.is_file():
@@ -89,7 +124,7 @@ def load_job(job_dir: Path) -> Job | None:
     return job
 
 
-def collect(paths: list[Path]) -> tuple[list[Job], list[Path]]:
+def collect(paths: list[Path]) -> tuple[list[Job], list[Unfinished]]:
     """Jobs with metrics, and job folders of multiruns that have none (failed or still running)."""
     finished, missing = [], []
     candidates: set[Path] = set()
@@ -99,12 +134,13 @@ def collect(paths: list[Path]) -> tuple[list[Job], list[Path]]:
         candidates |= {p.parent for p in root.rglob("config.yaml") if ".hydra" not in p.parts}
         # a multirun job that died before writing its config still has .hydra/
         candidates |= {p.parent.parent for p in root.rglob(".hydra/overrides.yaml")}
+        candidates |= {p.parent for p in root.rglob("provenance.json")}
     for job_dir in sorted(candidates):
         job = load_job(job_dir)
         if job is not None and job.metrics:
             finished.append(job)
         else:
-            missing.append(job_dir)
+            missing.append(unfinished(job_dir))
     name_rows(finished)
     return finished, missing
 
@@ -203,7 +239,28 @@ def rank_agreement(table: list[dict[str, Any]], metric: str) -> dict[str, float]
     }
 
 
-def to_markdown(table: list[dict[str, Any]], metrics: list[str], missing: list[Path], title: str) -> str:
+def code_versions(jobs: list[Job]) -> dict[str, list[Job]]:
+    by_code: dict[str, list[Job]] = defaultdict(list)
+    for job in jobs:
+        by_code[job.code or "unknown (no provenance.json)"].append(job)
+    return dict(by_code)
+
+
+def code_markdown(jobs: list[Job]) -> str:
+    """A warning when the runs of the table come from more than one commit (or dirty tree)."""
+    versions = code_versions(jobs)
+    if len(versions) < 2:
+        return ""
+    lines = ["", f"**Mixed code**: these runs come from {len(versions)} code versions:"]
+    for code, members in sorted(versions.items()):
+        rows = sorted({j.row for j in members})
+        lines.append(f"- `{code}`: {len(members)} runs ({', '.join(rows)})")
+    return "\n".join(lines) + "\n"
+
+
+def to_markdown(
+    table: list[dict[str, Any]], metrics: list[str], missing: list[Unfinished], title: str
+) -> str:
     header = ["method", "n"]
     for metric in metrics:
         header += [f"{metric} mean ± std", "99% CI ±", "paper", "Δ"]
@@ -234,7 +291,7 @@ def to_markdown(table: list[dict[str, Any]], metrics: list[str], missing: list[P
         lines += [
             "",
             f"Failed or missing runs ({len(missing)}), not averaged:",
-            *[f"- `{p}`" for p in missing],
+            *[f"- `{m.path}`: {m.status}" + (f": {m.error}" if m.error else "") for m in missing],
         ]
     return "\n".join(lines) + "\n"
 
@@ -359,6 +416,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--title", default=None)
     parser.add_argument("--paired", nargs=2, metavar=("METHOD_A", "METHOD_B"))
     parser.add_argument("--metric", default=None, help="metric of the paired test (default: first metric)")
+    parser.add_argument(
+        "--wandb",
+        action="store_true",
+        help="build the sweep's W&B Report (saved online; offline its spec goes to wandb_report.json)",
+    )
+    parser.add_argument("--entity", default=None, help="W&B entity of the report (default: WANDB_ENTITY)")
     args = parser.parse_args(argv)
 
     jobs, missing = collect(args.dirs)
@@ -379,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics = default_metrics(jobs)
     title = args.title or (paper["paper"] if paper else "Results")
     table = build_table(jobs, metrics, paper)
-    markdown = to_markdown(table, metrics, missing, title) + ledger_markdown(jobs)
+    markdown = to_markdown(table, metrics, missing, title) + code_markdown(jobs) + ledger_markdown(jobs)
     print(markdown)
     if args.paired:
         result = paired_test(
@@ -395,6 +458,22 @@ def main(argv: list[str] | None = None) -> int:
         if per_class:
             (args.out / "per_class.md").write_text(per_class)
         print(f"written: {args.out}/table.md, table.csv, table.tex" + (", per_class.md" if per_class else ""))
+    if args.wandb:
+        from src import wandb_report
+
+        where = wandb_report.publish(
+            jobs,
+            metrics,
+            markdown,
+            per_class_markdown(jobs),
+            title,
+            (args.out or jobs[0].path.parent) / "wandb_report.json",
+            args.entity,
+        )
+        print(
+            f"W&B report: {where}"
+            + (" (offline: its spec; publish it online with --wandb)" if wandb_report.offline() else "")
+        )
     return 0
 
 

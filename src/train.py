@@ -22,8 +22,6 @@ from typing import Any
 
 import hydra
 import lightning as L
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -38,8 +36,9 @@ from src.precompute import prepare_encoders
 from src.tasks import DEFAULT_MONITOR, MULTICLASS, MULTILABEL, REGRESSION
 from src.utils.checkpoints import ChecksummedCheckpointIO, read_checkpoint
 from src.utils.config_checks import check_config
+from src.utils.launchers import cluster_plugins, job_device, multirun_launcher, strategy_for
+from src.utils.provenance import RunRecord, recorded_run
 from src.utils.run import (
-    flatten,
     instantiate_group,
     print_metrics_table,
     run_job,
@@ -47,6 +46,8 @@ from src.utils.run import (
     write_metrics,
 )
 from src.utils.run_dir import claim_run_dir, hydra_job_entries, is_global_rank_zero
+from src.utils.sweep import job_start
+from src.utils.wandb_run import configure_loggers, write_summary
 
 log = logging.getLogger("mmfusion")
 
@@ -73,20 +74,23 @@ def resolve_data_dependent(cfg: DictConfig, datamodule: FusionDataModule) -> Non
             if cfg.model.loss.get(key) == "neg_pos_ratio":
                 counts, n = datamodule.train_label_counts()
                 cfg.model.loss[key] = neg_pos_ratio(counts, n)
-        if (
-            HydraConfig.initialized()
-            and HydraConfig.get().mode == RunMode.MULTIRUN
-            and cfg.trainer.get("strategy") == "ddp"
-        ):
+        strategy = strategy_for(cfg.trainer.get("strategy"), multirun_launcher())
+        if strategy != cfg.trainer.get("strategy"):
             # `ddp` re-executes sys.argv in every rank, which would re-run the whole sweep.
-            log.warning("multirun: trainer.strategy ddp -> ddp_spawn (ranks must not re-launch the sweep)")
-            cfg.trainer.strategy = "ddp_spawn"
+            log.warning("multirun: trainer.strategy ddp -> %s (ranks must not re-launch the sweep)", strategy)
+            cfg.trainer.strategy = strategy
 
 
 def build_model(cfg: DictConfig, datamodule: FusionDataModule) -> L.LightningModule:
     """The LightningModule from plain values: data-derived fields, then ``cfg.model``; the encoders
     after the feature step (``src.precompute``: precomputed modalities arrive as cached features)."""
-    encoders = prepare_encoders(to_plain(cfg), datamodule)
+    features = cfg.get("features")
+    run = {
+        "model": to_plain(cfg.model),
+        "seed": cfg.get("seed"),
+        "features": to_plain(features) if features else None,
+    }
+    encoders = prepare_encoders(run, datamodule)
     options: dict[str, Any] = to_plain(cfg.model)
     target = options.pop("_target_")
     options.pop("encoders", None)
@@ -107,27 +111,36 @@ def build_model(cfg: DictConfig, datamodule: FusionDataModule) -> L.LightningMod
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit on train, select on validation, then evaluate the selected checkpoint on val and test
     (after the start-up checks of the module docstring)."""
-    check_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
-    ckpt_path = Path(cfg.ckpt_path) if cfg.get("ckpt_path") else None
+    start = job_start(cfg, output_dir)  # a sweep resume or a requeued job continues (src/utils/sweep.py)
+    if start.finished is not None:
+        return start.finished
+    ckpt_path = start.ckpt_path
     checkpoint = read_checkpoint(ckpt_path, CHECKPOINT_RUN_CONFIG_KEY)[0] if ckpt_path else None
     resume_from = ckpt_path if cfg.train else None
-    with claim_run_dir(
-        output_dir,
-        resume_from=resume_from,
-        resume_epoch=checkpoint.get("epoch") if checkpoint and resume_from else None,
-        overwrite=bool(cfg.get("overwrite_run_dir")),
-        ignore=hydra_job_entries(),
+    with (
+        claim_run_dir(
+            output_dir,
+            resume_from=resume_from,
+            resume_epoch=checkpoint.get("epoch") if checkpoint and resume_from else None,
+            overwrite=start.overwrite,
+            ignore=hydra_job_entries(),
+        ),
+        recorded_run(output_dir, "src.train", start.config_sha256, resumed_from=resume_from) as record,
     ):
         del checkpoint
-        return _train(cfg, output_dir, ckpt_path)
+        check_config(cfg)  # inside the record: a job that fails its checks says why in provenance.json
+        return _train(cfg, output_dir, ckpt_path, record)
 
 
-def _train(cfg: DictConfig, output_dir: Path, resume_path: Path | None) -> dict[str, float]:
+def _train(
+    cfg: DictConfig, output_dir: Path, resume_path: Path | None, record: RunRecord
+) -> dict[str, float]:
     datamodule: FusionDataModule = instantiate(cfg.data)
     resolve_data_dependent(cfg, datamodule)
     check_config(cfg, datamodule.task)
     datamodule.preflight()
+    record.add_data(datamodule)
     if hasattr(datamodule, "issue_counts") and is_global_rank_zero():  # skipped/blanked/fixed
         write_issue_counts(output_dir / "data_issues.json", datamodule.issue_counts)
     L.seed_everything(cfg.seed, workers=True)
@@ -148,10 +161,15 @@ def _train(cfg: DictConfig, output_dir: Path, resume_path: Path | None) -> dict[
         log.info("logger=none: the learning-rate monitor has nothing to write to and is left out")
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer: L.Trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[ChecksummedCheckpointIO()]
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        plugins=[ChecksummedCheckpointIO(), *cluster_plugins()],
+        **job_device(cfg.trainer),  # one GPU per job of a local parallel sweep
     )
-    for logger in loggers:
-        logger.log_hyperparams(flatten(run_config))
+    configure_loggers(
+        loggers, cfg, run_config, callbacks, output_dir
+    )  # W&B group/name/tags (src/utils/wandb_run.py)
 
     ckpt_path = None
     if cfg.train:
@@ -177,6 +195,7 @@ def _train(cfg: DictConfig, output_dir: Path, resume_path: Path | None) -> dict[
     metrics = {k: float(v) for k, v in metrics.items()}
     if trainer.is_global_zero:
         write_metrics(output_dir / "metrics.json", metrics)
+        write_summary(loggers, metrics)
         print_metrics_table(
             metrics,
             output_dir,

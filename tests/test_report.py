@@ -70,7 +70,7 @@ def test_summary_statistics_match_scipy():
 def test_rows_are_the_varying_overrides_and_failed_jobs_are_listed(sweep: Path):
     jobs, missing = collect([sweep])
     assert sorted({j.row for j in jobs}) == ["fusion=concat", "fusion=gmu"]
-    assert missing == [sweep / "6"]
+    assert [m.path for m in missing] == [sweep / "6"]
 
 
 def test_paper_table_with_delta_and_outputs(sweep: Path, tmp_path: Path, capsys):
@@ -164,3 +164,68 @@ def test_the_report_prints_the_protocol_ledger_of_the_runs(tmp_path: Path, capsy
         and "| dropout | silent |" in table.split("Row `concat`:")[1].split("Row `gmu`")[0]
     )
     assert "Protocol" in capsys.readouterr().out
+
+
+def _provenance(job: Path, commit: str, dirty: bool = False, **extra) -> None:
+    git = {"commit": commit, "dirty": dirty, "diff_sha256": "f" * 64 if dirty else None}
+    (job / "provenance.json").write_text(json.dumps({"git": git, **extra}))
+
+
+def test_runs_of_different_commits_are_flagged(sweep: Path, tmp_path: Path):
+    for n in range(6):
+        _provenance(sweep / str(n), "a" * 40, dirty=n == 5)
+    jobs, _ = collect([sweep])
+    assert {j.code for j in jobs} == {"a" * 12, "a" * 12 + "+dirty:ffffffff"}
+    _provenance(sweep / "0", "b" * 40)
+    assert main([str(sweep), "--out", str(tmp_path / "mixed")]) == 0
+    markdown = (tmp_path / "mixed" / "table.md").read_text()
+    assert "**Mixed code**: these runs come from 3 code versions" in markdown
+    assert f"- `{'b' * 12}`: 1 runs (fusion=gmu)" in markdown
+
+
+def test_same_commit_is_not_flagged(sweep: Path, tmp_path: Path):
+    for n in range(6):
+        _provenance(sweep / str(n), "a" * 40)
+    assert main([str(sweep), "--out", str(tmp_path / "r")]) == 0
+    assert "Mixed code" not in (tmp_path / "r" / "table.md").read_text()
+
+
+def test_a_failed_job_is_listed_with_its_error_line(sweep: Path, tmp_path: Path):
+    (sweep / "6" / "provenance.json").write_text(
+        json.dumps({"status": "failed", "error": "ConfigError: trainer.max_epochs=0 must be >= 1"})
+    )
+    assert main([str(sweep), "--out", str(tmp_path / "r")]) == 0
+    assert (
+        f"- `{sweep / '6'}`: failed: ConfigError: trainer.max_epochs=0 must be >= 1"
+        in (tmp_path / "r" / "table.md").read_text()
+    )
+
+
+def test_wandb_report_spec_offline(sweep: Path, tmp_path: Path, monkeypatch):
+    """--wandb offline: the report object is built and its spec written; it names the sweep's group,
+    one bar panel per metric grouped by row with mean and std, the table, per-class and gate panels."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    for n in range(7):
+        config = yaml.safe_load((sweep / str(n) / "config.yaml").read_text())
+        config.update(task_name="train", fusion={"_target_": f"f.{n}"})
+        (sweep / str(n) / "config.yaml").write_text(yaml.safe_dump(config))
+    assert main([str(sweep), "--wandb", "--out", str(tmp_path / "r")]) == 0
+    spec = json.loads((tmp_path / "r" / "wandb_report.json").read_text())
+    group = f"train-{sweep.name}"
+    assert spec["description"] == group and spec["project"]["name"] == "mmfusion"
+    text = json.dumps(spec)
+    blocks = spec["spec"]["blocks"]
+    markdown = [b["content"] for b in blocks if b["type"] == "markdown-block"]
+    assert markdown[0] == (tmp_path / "r" / "table.md").read_text()
+    assert (
+        "| fusion=gmu | 3 | 92.0000 ± 2.0000" in markdown[0] and "Failed or missing runs (1)" in markdown[0]
+    )
+    grids = [b["metadata"] for b in blocks if b["type"] == "panel-grid"]
+    assert all(g["runSets"][0]["filters"]["filters"][0]["value"] == group for g in grids)
+    assert grids[0]["runSets"][0]["grouping"] == [{"section": "config", "name": "fusion.value._target_"}]
+    bars = [p for p in grids[0]["panelBankSectionConfig"]["panels"] if p["viewType"] == "Bar Chart"]
+    assert [p["config"]["metrics"] for p in bars] == [["test/acc"]]  # the paper table's accuracy
+    assert {(p["config"]["groupAgg"], p["config"]["groupArea"]) for p in bars} == {("mean", "stddev")}
+    assert (
+        "test/per_class" in text and "interpret/gate_shares" in text and "interpret/centralnet_alphas" in text
+    )

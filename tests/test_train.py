@@ -46,6 +46,11 @@ def test_eval_from_checkpoint_reproduces_test_metrics(cli_run: Path, tmp_path: P
     evaluated = json.loads((tmp_path / "metrics.json").read_text())
     trained = json.loads((cli_run / "metrics.json").read_text())
     assert evaluated == {k: v for k, v in trained.items() if k.startswith("test/")}
+    records = [json.loads((d / "provenance.json").read_text()) for d in (cli_run, tmp_path)]
+    assert [r["status"] for r in records] == ["completed", "completed"]
+    assert [r["entry_point"] for r in records] == ["src.train", "src.eval"]
+    assert records[0]["data"] == records[1]["data"]  # the same data fingerprint
+    assert records[0]["data"]["test"]["n_samples"] > 0 and records[1]["checkpoint"] == str(best)
 
 
 def test_checkpoint_loads_with_weights_only(cli_run: Path):

@@ -11,6 +11,7 @@ sample is seen before ``trainer.test``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
@@ -20,10 +21,13 @@ import torch
 from lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
+from src.data.resident import MB, ResidentLoader, ResidentSplit, split_nbytes
 from src.data.validate import check_split_ids
 from src.errors import ConfigError, UserError
 from src.spec import Batch, DatasetSpec, ModalitySpec
 from src.utils.rng import restore_rng_state, rng_state
+
+log = logging.getLogger("mmfusion")
 
 SPLITS = ("train", "val", "test")
 
@@ -179,12 +183,15 @@ class FusionDataModule(LightningDataModule):
         eval_batch_size: int | None = None,
         num_workers: int = 0,
         pin_memory: bool = False,
+        resident_mb: float = 0,
     ) -> None:
         super().__init__()
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
         self.pin_memory = pin_memory
+        self.resident_mb = resident_mb
+        self._resident: dict[tuple[str, str], ResidentSplit] = {}
         self.splits: dict[str, SampleDataset] = {}
         self.loaded_splits: list[str] = []
         self._validated: dict[str, Any] = {}
@@ -256,20 +263,51 @@ class FusionDataModule(LightningDataModule):
         labels = np.asarray(self._ensure("train").labels)
         return labels.reshape(len(labels), -1).sum(0).astype(int).tolist(), len(labels)
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _resident_split(self, split: str, dataset: SampleDataset) -> ResidentSplit | None:
+        """The split on the trainer's device when ``resident_mb`` allows it (see src/data/resident.py):
+        every field one fixed-shape array, its bytes within the budget, one process, no workers."""
+        if not self.resident_mb or self.num_workers > 0 or not isinstance(dataset, SampleDataset):
+            return None
+        trainer = self.trainer
+        if trainer is not None and trainer.world_size > 1:
+            log.info(
+                "data.resident_mb: %d processes, %s split through a DataLoader", trainer.world_size, split
+            )
+            return None  # each rank needs its DistributedSampler shard
+        device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+        key = (split, str(device))
+        if key not in self._resident:
+            fields = [*dataset.modalities.values(), *dataset.extras.values(), dataset.labels]
+            nbytes = split_nbytes(fields)
+            if nbytes is None or nbytes > self.resident_mb * MB:
+                size = "not fixed-shape arrays" if nbytes is None else f"{nbytes / MB:.1f} MB"
+                log.info(
+                    "data.resident_mb=%s: %s split (%s) through a DataLoader", self.resident_mb, split, size
+                )
+                return None
+            self._resident[key] = ResidentSplit(dataset, device)
+            log.info("%s split resident on %s (%.1f MB)", split, device, nbytes / MB)
+        return self._resident[key]
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader | ResidentLoader:
         sequence_keys = [m for m, spec in self.modalities.items() if spec.kind == "sequence"]
         dataset = self._ensure(split)
+        batch_size = self.batch_size if split == "train" else self.eval_batch_size
+        sampler = ResumingRandomSampler(dataset, self._restore_resumed_rng) if shuffle else None
+        resident = self._resident_split(split, dataset)
+        if resident is not None:
+            return ResidentLoader(resident, batch_size, sampler, sequence_keys)
         return DataLoader(
             dataset,
-            batch_size=self.batch_size if split == "train" else self.eval_batch_size,
-            sampler=ResumingRandomSampler(dataset, self._restore_resumed_rng) if shuffle else None,
+            batch_size=batch_size,
+            sampler=sampler,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
             collate_fn=partial(collate_samples, sequence_keys=sequence_keys),
         )
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader | ResidentLoader:
         if self.num_workers == 0:  # a new iterator per epoch: its creation is the first draw
             self._restore_resumed_rng()
         return self._loader("train", shuffle=True)
@@ -302,10 +340,10 @@ class FusionDataModule(LightningDataModule):
             self._restore_resumed_rng()
         return batch
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | ResidentLoader:
         return self._loader("val", shuffle=False)
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> DataLoader | ResidentLoader:
         return self._loader("test", shuffle=False)
 
 

@@ -27,6 +27,7 @@ from torch import nn
 
 from src.interpret import write_interpretability
 from src.metrics import compute_metrics, multilabel_per_class, pearson
+from src.models.acceleration import channels_last_batch, compile_in_place, compile_options
 from src.models.encoders import build_encoder
 from src.models.fusion import FusionOutput
 from src.models.fusion.build import build_fusion, feature_shapes
@@ -59,9 +60,12 @@ class FusionClassifier(LightningModule):
         max_weight_norm: float | None = None,
         init_range: float | None = None,
         gate_units: Mapping[str, Any] | None = None,
+        compile: bool | Mapping[str, Any] = False,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
+        self._compile = compile_options(compile)  # a bad setting fails here, before training
         encoders = encoders or {}
         unknown = sorted(set(encoders) - set(modalities))
         if unknown:
@@ -91,10 +95,14 @@ class FusionClassifier(LightningModule):
         self.run_config: dict[str, Any] | None = None
         self.output_dir: Path | None = None
         self._epoch_outputs: dict[str, list[dict[str, torch.Tensor]]] = defaultdict(list)
+        #: the last epoch's gathered outputs per stage, for callbacks (src/utils/wandb_run.py)
+        self.gathered: dict[str, dict[str, np.ndarray]] = {}
 
     # ----------------------------------------------------------------------------------- model
     def forward(self, batch: Mapping[str, Any]) -> FusionOutput:
         features, masks = {}, {}
+        if self.hparams.channels_last:
+            batch = channels_last_batch(batch)
         accepts_sequences = getattr(self.fusion, "accepts_sequences", False)
         for modality, encoder in self.encoders.items():
             feature, mask = encoder.encode(batch[modality], batch.get(f"{modality}_mask"))
@@ -121,6 +129,15 @@ class FusionClassifier(LightningModule):
                         layer.weight.uniform_(-width / 2, width / 2)
                         if layer.bias is not None:
                             layer.bias.zero_()
+
+    def configure_model(self) -> None:
+        """``model.compile`` and ``model.channels_last`` (src/models/acceleration.py), once, on the
+        trainer's device."""
+        if self.hparams.channels_last:
+            self.to(memory_format=torch.channels_last)
+        if self._compile is not None:
+            compile_in_place([*self.encoders.values(), self.fusion], self._compile)
+            self._compile = None
 
     def on_fit_start(self) -> None:
         """Fit data-dependent encoders (TF-IDF) on the training split's raw inputs, never on val/test."""
@@ -197,8 +214,8 @@ class FusionClassifier(LightningModule):
             "targets": batch["labels"].detach(),
             "index": batch["index"].detach(),
         }
+        record.update({f"interpret/{k}": v.detach().float() for k, v in output.interpret.items()})
         if stage == "test":
-            record.update({f"interpret/{k}": v.detach().float() for k, v in output.interpret.items()})
             record.update({k: v for k, v in batch.items() if k.startswith("latent") and torch.is_tensor(v)})
         self._epoch_outputs[stage].append(record)
 
@@ -217,7 +234,8 @@ class FusionClassifier(LightningModule):
         if self.trainer.world_size > 1:
             merged = {k: self.all_gather(v).flatten(0, 1) for k, v in merged.items()}
         _, first = np.unique(merged["index"].cpu().numpy(), return_index=True)
-        return {k: v.cpu().numpy()[first] for k, v in merged.items()}
+        self.gathered[stage] = {k: v.cpu().numpy()[first] for k, v in merged.items()}
+        return self.gathered[stage]
 
     def _score(self, stage: str, gathered: Mapping[str, np.ndarray]) -> dict[str, float]:
         task = self.hparams.task

@@ -94,6 +94,7 @@ ALLOWED_TARGETS: dict[str, tuple[str, ...]] = {
     "src.data.": ("src.data.base:FusionDataModule",),
     "src.models.": ("torch.nn:Module",),
     "src.utils.loggers.": ("lightning.pytorch.loggers:Logger",),
+    "src.utils.wandb_run.": ("lightning.pytorch.callbacks:Callback",),  # WandbMedia
     "torch.optim.": (
         "torch.optim:Optimizer",
         "torch.optim.lr_scheduler:LRScheduler",

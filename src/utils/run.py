@@ -84,11 +84,19 @@ def finish_wandb(exit_code: int) -> None:
         wandb.finish(exit_code=exit_code)
 
 
+def in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def run_job(job: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     """Run one Hydra job: W&B always finished, env restored, and a user error (bad config value,
     data file, run directory or checkpoint: :class:`src.errors.UserError`, also when Hydra's
     instantiate or a DataLoader worker wrapped it) printed as one message with exit code 2
-    (``HYDRA_FULL_ERROR=1`` prints the full traceback first)."""
+    (``HYDRA_FULL_ERROR=1`` prints the full traceback first). In a multirun the user error is
+    raised instead of exiting, so the other jobs of the sweep run (:mod:`src.utils.sweep`)."""
     saved_env = dict(os.environ)
     try:
         result = job(cfg)
@@ -100,6 +108,8 @@ def run_job(job: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             traceback.print_exc()
         log.error("%s", user_message(user_error))
+        if in_multirun():  # an ordinary exception: the launcher records it and the sweep goes on
+            raise user_error from None
         raise SystemExit(2) from None
     except BaseException:
         finish_wandb(exit_code=1)

@@ -39,6 +39,8 @@ LOCK = ".run.lock"
 HYDRA_ENTRIES = (".hydra",)
 #: what a resumed run continues (everything else of the previous attempt is deleted)
 CONTINUED_ON_RESUME = ("checkpoints", "csv", "tensorboard", "wandb", "config.yaml", "encoders.json")
+#: what makes a directory a run directory (one that ``overwrite`` may clear)
+RUN_MARKERS = ("config.yaml", "provenance.json")
 FRESH, RESUMED, OVERWRITTEN = "fresh", "resumed", "overwritten"
 
 
@@ -147,9 +149,9 @@ def claim_run_dir(
             _prepare_resume(path, resume_from, resume_epoch, ignore)
             state = RESUMED
         elif existing and overwrite:
-            if not (path / "config.yaml").is_file():
+            if not any((path / marker).is_file() for marker in RUN_MARKERS):
                 raise RunDirError(
-                    f"overwrite_run_dir=true: {path} is not a run directory (no config.yaml; it holds "
+                    f"overwrite_run_dir=true: {path} is not a run directory (no config.yaml or provenance.json; it holds "
                     f"{[p.name for p in existing[:5]]}); refusing to delete it, choose another hydra.run.dir"
                 )
             log.warning("overwrite_run_dir=true: clearing %s (%d entries)", path, len(existing))
