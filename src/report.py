@@ -14,6 +14,10 @@ Examples::
     python -m src.report DIR --paper centralnet2018_mmnist_table2 --metrics test/errors
     python -m src.report DIR --paired centralnet gmu --metric test/acc
     python -m src.report DIR --wandb            # W&B Report: saved online, its spec written offline
+    python -m src.report ROBUSTNESS_DIRS --robustness --out docs/results/robustness_avmnist
+
+``--robustness`` compares the checkpoints swept by ``python -m src.robustness`` instead
+(:mod:`src.robustness.report`: relative and effective robustness, the curves and the mean gates).
 """
 
 from __future__ import annotations
@@ -415,7 +419,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="folder for table.md, table.csv, table.tex and per_class.md")
     parser.add_argument("--title", default=None)
     parser.add_argument("--paired", nargs=2, metavar=("METHOD_A", "METHOD_B"))
-    parser.add_argument("--metric", default=None, help="metric of the paired test (default: first metric)")
+    parser.add_argument(
+        "--metric",
+        default=None,
+        help="metric of the paired test (default: first metric) or of --robustness (default: the sweep's)",
+    )
+    parser.add_argument(
+        "--robustness",
+        action="store_true",
+        help="compare robustness sweeps (robustness.json): the table, the curves and the gates",
+    )
     parser.add_argument(
         "--wandb",
         action="store_true",
@@ -423,6 +436,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--entity", default=None, help="W&B entity of the report (default: WANDB_ENTITY)")
     args = parser.parse_args(argv)
+    if args.robustness:
+        from src.robustness.report import write_report
+
+        try:
+            print(write_report(args.dirs, args.out, args.metric, args.title))
+        except (FileNotFoundError, ValueError) as err:
+            parser.error(str(err))
+        return 0
 
     jobs, missing = collect(args.dirs)
     if not jobs:

@@ -76,7 +76,8 @@ def test_default_config_builds(tmp_path: Path):
     assert datamodule.task == "multiclass" and datamodule.spec.num_outputs == 10
     # monitor is resolved from the task by src.train; give it here to build the callbacks
     cfg.monitor.metric, cfg.monitor.mode = "val/acc", "max"
-    assert len(instantiate_group(cfg.callbacks)) == 5
+    callbacks = instantiate_group(cfg.callbacks)
+    assert len(callbacks) == 6 and type(callbacks[-1]).__name__ == "WandbMedia"
     assert len(instantiate_group(cfg.logger)) == 1
 
 

@@ -16,13 +16,15 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from src.errors import ConfigError
 from src.robustness.perturbations import KINDS, PERTURBATIONS, PerturbationError, get_perturbation
 
 CONFIG_KEYS = ("modalities", "seeds", "perturbations")
 
 
-class RobustnessConfigError(ValueError):
-    """A ``robustness`` config that cannot be swept; the message names the key and what was expected."""
+class RobustnessConfigError(ConfigError):
+    """A ``robustness`` config that cannot be swept; the message names the key and what was expected
+    (a user error: ``python -m src.robustness`` prints it and exits with code 2 before any work)."""
 
 
 @dataclass(frozen=True)
