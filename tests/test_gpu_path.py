@@ -31,7 +31,7 @@ def test_gpu_pack_launcher_is_the_joblib_plugin_with_n_workers():
     cfg = _compose("hydra/launcher=gpu_pack", "hydra.launcher.n_jobs=3")
     launcher = cfg.hydra.launcher
     assert get_class(launcher._target_).__name__ == "JoblibLauncher"
-    assert launcher.n_jobs == 3 and launcher.backend == "loky" and launcher.batch_size == 1
+    assert launcher.n_jobs == 3 and launcher.backend == "loky" and int(launcher.batch_size) == 1
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
