@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 import src  # noqa: F401  (registers the config resolvers)
 from src.callbacks import CHECKPOINT_RUN_CONFIG_KEY
 from src.errors import CheckpointError, ConfigError
+from src.precompute import prepare_encoders
 from src.utils.checkpoints import allowed_class, read_checkpoint
 from src.utils.provenance import recorded_run
 from src.utils.run import instantiate_group, print_metrics_table, run_job, write_metrics
@@ -49,6 +50,7 @@ def load_checkpoint_run(
     if not issubclass(model_class, L.LightningModule):
         raise CheckpointError(f"{ckpt_path}: model._target_ {model_class.__name__} is not a LightningModule")
     datamodule = instantiate(OmegaConf.merge(run_config["data"], data_overrides))
+    prepare_encoders(run_config, datamodule)  # precomputed modalities: the same features as in training
     model = model_class.load_from_checkpoint(io.BytesIO(data), map_location=map_location, weights_only=True)
     return run_config, datamodule, model
 

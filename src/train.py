@@ -39,6 +39,7 @@ from src.data.base import FusionDataModule
 from src.data.issues import write_issue_counts
 from src.errors import ConfigError
 from src.models.losses import DATA_DEPENDENT_WEIGHTS, neg_pos_ratio
+from src.precompute import prepare_encoders
 from src.spec import DatasetSpec
 from src.tasks import DEFAULT_MONITOR, MULTICLASS, MULTILABEL, REGRESSION
 from src.utils.checkpoints import ChecksummedCheckpointIO, read_checkpoint
@@ -132,11 +133,19 @@ def fit_data_encoders(model: L.LightningModule, datamodule: FusionDataModule) ->
 
 
 def build_model(cfg: DictConfig, datamodule: FusionDataModule) -> L.LightningModule:
-    """The LightningModule from plain values: data-derived fields, then ``cfg.model``."""
+    """The LightningModule from plain values: data-derived fields, then ``cfg.model``; the encoders
+    after the feature step (``src.precompute``: precomputed modalities arrive as cached features)."""
+    features = cfg.get("features")
+    run = {
+        "model": to_plain(cfg.model),
+        "seed": cfg.get("seed"),
+        "features": to_plain(features) if features else None,
+    }
+    encoders = prepare_encoders(run, datamodule)
     options: dict[str, Any] = to_plain(cfg.model)
     target = options.pop("_target_")
-    overrides = {m: spec for m, spec in (options.pop("encoders") or {}).items() if spec}
-    encoders = {**datamodule.default_encoders, **overrides}
+    options.pop("encoders", None)
+    options.pop("default_encoders", None)
     try:
         return get_class(target)(
             task=datamodule.task,
@@ -201,7 +210,8 @@ def _train(
     run_config = to_plain(cfg)
     output_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(OmegaConf.create(run_config), output_dir / "config.yaml")
-    provenance = {m: encoder.provenance for m, encoder in model.encoders.items()}
+    sources = {m: spec.source for m, spec in datamodule.spec.modalities.items()}
+    provenance = {m: sources.get(m) or encoder.provenance for m, encoder in model.encoders.items()}
     (output_dir / "encoders.json").write_text(json.dumps(provenance, indent=2) + "\n")
 
     callbacks = [*instantiate_group(cfg.get("callbacks")), RunConfigInCheckpoint(run_config)]

@@ -68,7 +68,6 @@ def test_no_import_cycles_in_src() -> None:
     assert _cycle(_imports()) is None
 
 
-@pytest.mark.xfail(strict=True, reason="step 6 (issue 17 helper)")
 def test_data_imports_nothing_from_models() -> None:
     offending = {
         m: sorted(t for t in ts if t.startswith("src.models"))
@@ -76,6 +75,12 @@ def test_data_imports_nothing_from_models() -> None:
         if m.startswith("src.data")
     }
     assert not {m: ts for m, ts in offending.items() if ts}
+
+
+def test_data_modules_name_no_model_class() -> None:
+    """Dataset-default encoders come from the data configs' defaults lists, not Python strings."""
+    for path in sorted((SRC / "data").rglob("*.py")):
+        assert "src.models." not in path.read_text(), path
 
 
 def test_models_import_nothing_from_data() -> None:

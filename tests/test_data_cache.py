@@ -1,4 +1,4 @@
-"""Feature cache: keys, atomic completion, reuse across runs, and the DataModule's frozen-encoder option."""
+"""Feature cache: keys, atomic completion, reuse across runs, and the feature step (src.precompute) through it."""
 
 from __future__ import annotations
 
@@ -6,14 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from src.data.feature_cache import COMPLETE, FeatureCache, weights_sha256
+from src.data.feature_cache import COMPLETE, FeatureCache
 from src.data.images import PosterReader
 from src.data.mmimdb import MMIMDbDataModule
-from src.errors import DataFormatError
+from src.errors import ConfigError, DataFormatError
 from src.models.encoders.base import MLPEncoder
+from src.precompute import build_frozen, run_feature_step, weights_sha256
+from src.spec import ModalitySpec
 from tests.data_writers import write_mmimdb_raw
 
-FROZEN = {"image": {"_target_": "src.models.encoders.base.MLPEncoder", "hidden_dims": [8]}}
+FROZEN = {
+    "image": {"_target_": "src.models.encoders.base.MLPEncoder", "hidden_dims": [8], "precompute": True}
+}
 
 
 def _key(cache, **changes):
@@ -72,25 +76,35 @@ def test_weights_hash_follows_parameters():
     assert weights_sha256(a) != weights_sha256(b)
 
 
+def _with_feature_step(root, cache, seed=0, num_workers=0, **options):
+    dm = MMIMDbDataModule(str(root), poster_size=[16, 8], **options)
+    encoders = run_feature_step(
+        dm, {"text": {}, "image": FROZEN["image"]}, cache, num_workers=num_workers, seed=seed
+    )
+    return dm, encoders
+
+
 def test_frozen_poster_features_are_cached_and_reused(tmp_path, monkeypatch):
     write_mmimdb_raw(tmp_path / "mmimdb", (6, 3, 3))
-    options = {"poster_size": [16, 8], "frozen": FROZEN, "feature_cache_dir": str(tmp_path / "cache")}
-    torch.manual_seed(0)
-    dm = MMIMDbDataModule(str(tmp_path / "mmimdb"), **options)
+    cache = tmp_path / "cache"
+    dm, encoders = _with_feature_step(tmp_path / "mmimdb", cache)
     assert dm.modalities["image"].shape == (8,) and dm.modalities["image"].kind == "vector"
-    assert dm.default_encoders["image"]["_target_"].endswith("IdentityEncoder")
+    assert encoders["image"]["_target_"].endswith("IdentityEncoder")
+    assert (
+        dm.modalities["image"].source["precomputed"]
+        and dm.modalities["image"].source["encoder"] == "MLPEncoder"
+    )
     train = dm._ensure("train")
-    encoder = dm.frozen_encoders["image"]
+    encoder = build_frozen(FROZEN["image"], "image", ModalitySpec("image", (3, 16, 8)), seed=0)
     raw = MMIMDbDataModule(str(tmp_path / "mmimdb"), poster_size=[16, 8])._ensure("train")
     with torch.no_grad():
         expected = encoder(torch.stack([raw[i]["image"] for i in range(len(raw))])).numpy()
     np.testing.assert_allclose(
         np.stack([train[i]["image"].numpy() for i in range(len(train))]), expected, rtol=1e-5, atol=1e-6
     )
-    entries = sorted((tmp_path / "cache" / "mmimdb" / "train").iterdir())
+    entries = sorted((cache / "mmimdb" / "train").iterdir())
     assert len(entries) == 1 and (entries[0] / COMPLETE).is_file()
-    torch.manual_seed(0)
-    again = MMIMDbDataModule(str(tmp_path / "mmimdb"), **options)
+    again, _ = _with_feature_step(tmp_path / "mmimdb", cache)
 
     def not_decoded_again(self, row):
         raise AssertionError("posters are not decoded again: the features come from the cache")
@@ -98,9 +112,25 @@ def test_frozen_poster_features_are_cached_and_reused(tmp_path, monkeypatch):
     monkeypatch.setattr(PosterReader, "__call__", not_decoded_again)
     np.testing.assert_allclose(again._ensure("train")[0]["image"].numpy(), expected[0], rtol=1e-5, atol=1e-6)
     monkeypatch.undo()
-    torch.manual_seed(1)  # other weights -> a new entry
-    MMIMDbDataModule(str(tmp_path / "mmimdb"), **options)._ensure("train")
-    assert len(list((tmp_path / "cache" / "mmimdb" / "train").iterdir())) == 2
+    _with_feature_step(tmp_path / "mmimdb", cache, seed=1)[0]._ensure("train")  # other weights -> a new entry
+    assert len(list((cache / "mmimdb" / "train").iterdir())) == 2
+
+
+def test_feature_step_with_loader_workers_equals_serial_bit_for_bit(tmp_path):
+    write_mmimdb_raw(tmp_path / "mmimdb", (9, 3, 3))
+    serial = _with_feature_step(tmp_path / "mmimdb", tmp_path / "serial")[0]._ensure("train")
+    workers = _with_feature_step(tmp_path / "mmimdb", tmp_path / "workers", num_workers=2)[0]._ensure("train")
+    a = np.stack([serial[i]["image"].numpy() for i in range(len(serial))])
+    b = np.stack([workers[i]["image"].numpy() for i in range(len(workers))])
+    assert a.shape == (9, 8) and a.tobytes() == b.tobytes()
+
+
+def test_precompute_of_a_data_fitted_encoder_is_refused(tmp_path):
+    write_mmimdb_raw(tmp_path / "mmimdb", (4, 2, 2))
+    dm = MMIMDbDataModule(str(tmp_path / "mmimdb"), poster_size=[16, 8])
+    tfidf = {"_target_": "src.models.encoders.text.TfidfEncoder", "max_features": 8, "precompute": True}
+    with pytest.raises(ConfigError, match="model.encoders.text: .*TfidfEncoder.*not fixed"):
+        run_feature_step(dm, {"text": tfidf, "image": {}}, tmp_path / "cache")
 
 
 def test_bench_data_runs_and_writes_json(tmp_path):

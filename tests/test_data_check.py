@@ -22,8 +22,9 @@ def test_check_reports_broken_mmimdb(tmp_path, capsys):
     )
     (tmp_path / "dataset" / f"{split['test'][2]}.json").unlink()
     assert check_main(["data=mmimdb", f"data.root={tmp_path}"]) == 1
-    out = capsys.readouterr().out
-    assert "train: 5 samples  [PROBLEMS]" in out and f"{split['train'][1]}.jpeg: cannot decode image" in out
+    out = capsys.readouterr().out.split("data check:")[-1]
+    assert "train: 6 samples  [PROBLEMS]" in out and "unreadable_file: 1" in out  # read, not dropped
+    assert f"{split['train'][1]}: {tmp_path}/dataset/{split['train'][1]}.jpeg: cannot decode image" in out
     assert "unknown_label: 1" in out and "Cooking" in out
     assert f"id {split['test'][2]} of split.json has no" in out
 

@@ -12,26 +12,11 @@ import torch
 
 from src.data.issues import DataIssueError
 from src.data.mmimdb import GENRES, MMIMDbDataModule, normalize_text, read_split
-from src.models.encoders.base import Encoder
 from src.spec import ModalitySpec
 from tests.data_writers import write_mmimdb_hdf5, write_mmimdb_raw
-from tests.helpers import train_cli
+from tests.helpers import run_cli, train_cli
 
 SHARED = Path(os.environ.get("MMFUSION_DATA_DIR", "/nonexistent"))
-
-
-class CharStatsEncoder(Encoder):
-    """Test-only text encoder taking ``list[str]``: (length, vowel share) per string."""
-
-    def __init__(self, input_shape, kind) -> None:
-        super().__init__(input_shape, kind)
-        self.out_dim = 2
-        self.scale = torch.nn.Parameter(torch.ones(2))
-
-    def forward(self, x, mask=None):
-        assert isinstance(x, list) and all(isinstance(s, str) for s in x)
-        stats = [[len(s) / 100.0, sum(c in "aeiou" for c in s) / max(len(s), 1)] for s in x]
-        return torch.tensor(stats) * self.scale
 
 
 @pytest.mark.skipif(
@@ -49,7 +34,7 @@ def test_normalize_text():
 
 def test_raw_layout_labels_plots_posters(tmp_path):
     split = write_mmimdb_raw(tmp_path)
-    dm = MMIMDbDataModule(str(tmp_path), text_features="string", poster_size=[32, 16])
+    dm = MMIMDbDataModule(str(tmp_path), poster_size=[32, 16])
     train = dm._ensure("train")
     assert len(train) == 12 and train.ids == split["train"]
     sample = train[1]  # movie k=1: genres Comedy (1 % 3), Crime (3 + 1 % 5 = 4)
@@ -59,11 +44,9 @@ def test_raw_layout_labels_plots_posters(tmp_path):
     assert sample["text"].startswith("A much longer plot number 1")  # the longest plot
     assert sample["image"].shape == (3, 32, 16) and sample["image"].dtype == torch.float32
     assert 0.0 <= float(sample["image"].min()) and float(sample["image"].max()) <= 1.0
-    dm_first = MMIMDbDataModule(
-        str(tmp_path), text_features="string", plot_choice="first", text_normalization="original"
-    )
+    dm_first = MMIMDbDataModule(str(tmp_path), plot_choice="first", text_normalization="original")
     assert dm_first._ensure("val")[0]["text"] == "short plot 12"
-    dm_all = MMIMDbDataModule(str(tmp_path), text_features="string", plot_choice="all")
+    dm_all = MMIMDbDataModule(str(tmp_path), plot_choice="all")
     assert len(dm_all._ensure("train")) == 24 and dm_all._ensure("train").ids[:2] == [
         f"{split['train'][0]}#0",
         f"{split['train'][0]}#1",
@@ -82,7 +65,7 @@ def test_raw_bad_inputs_error_or_counted(tmp_path):
     with pytest.raises(DataIssueError, match=r"missing_file.*" + split["train"][2]):
         MMIMDbDataModule(str(tmp_path))._ensure("train")
     policy = {"missing_id": "skip", "missing_file": "blank", "unreadable_file": "skip", "empty_text": "blank"}
-    dm = MMIMDbDataModule(str(tmp_path), on_problem=policy, text_features="string")
+    dm = MMIMDbDataModule(str(tmp_path), on_problem=policy)
     train = dm._ensure("train")
     assert len(train) == 10  # 12 - missing json - truncated poster
     assert dm.issue_counts["train"] == {
@@ -126,20 +109,19 @@ def test_hdf5_without_split_attribute(tmp_path):
         MMIMDbDataModule(str(tmp_path), format="hdf5")
 
 
-def test_train_cli_raw_with_string_text_encoder_and_frozen_posters(tmp_path):
+def test_train_cli_raw_with_string_text_encoder_and_precomputed_posters(tmp_path):
     write_mmimdb_raw(tmp_path / "raw")
     metrics = train_cli(
         tmp_path / "run_raw",
         "data=mmimdb",
         f"data.root={tmp_path / 'raw'}",
-        "data.text_features=string",
         "data.poster_size=[24,16]",
         "data.num_workers=0",
         "data.batch_size=4",
         "trainer.max_epochs=1",
-        "+model.encoders.text._target_=tests.test_data_mmimdb.CharStatsEncoder",
-        "+data.frozen.image={_target_: src.models.encoders.base.MLPEncoder, hidden_dims: [8]}",
-        f"data.feature_cache_dir={tmp_path / 'cache'}",
+        "encoder/text=hashing",  # a string-taking text encoder (the checkpoint allow-list admits src.* only)
+        "+model.encoders.image={_target_: src.models.encoders.base.MLPEncoder, hidden_dims: [8], precompute: true}",
+        f"features.cache_dir={tmp_path / 'cache'}",
     )
     assert 0.0 <= metrics["test/f1_micro"] <= 1.0
     rows = (tmp_path / "run_raw" / "per_class_test.csv").read_text().splitlines()[1:]
@@ -148,6 +130,17 @@ def test_train_cli_raw_with_string_text_encoder_and_frozen_posters(tmp_path):
     for split in ("train", "val", "test"):  # poster features went through the cache
         (entry,) = (tmp_path / "cache" / "mmimdb" / split).iterdir()
         assert (entry / "COMPLETE").is_file() and (entry / "features.npy").is_file()
+    # the precomputed encoder is not part of the model: its weights are not in the checkpoint, and
+    # src.eval (which runs the same feature step, from the cache) evaluates identically
+    (best,) = (tmp_path / "run_raw" / "checkpoints").glob("epoch_*.ckpt")
+    state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+    image_keys = [k for k in state if ".image." in f".{k}." or k.startswith("encoders.image")]
+    assert all(state[k].numel() == 0 for k in image_keys)  # the identity encoder has no weights
+    assert not any(v.shape == (8, 3 * 24 * 16) for v in state.values())  # the frozen MLP's first layer
+    proc = run_cli("src.eval", [f"ckpt_path={best}", f"hydra.run.dir={tmp_path / 'eval'}"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    evaluated = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert evaluated == {k: v for k, v in metrics.items() if k.startswith("test/")}
 
 
 @pytest.mark.slow
@@ -191,3 +184,21 @@ def test_resplit_through_the_datamodule(tmp_path):
     assert sorted(i for v in ids.values() for i in v) == sorted(i for v in split.values() for i in v)
     with pytest.raises(ValueError, match="needs data.format=raw"):
         MMIMDbDataModule(root=str(tmp_path), format="hdf5", resplit=[0.7, 0.15, 0.15])
+
+
+@pytest.mark.slow  # MiniLM and EfficientNet-Lite0 on CPU: ~50 s of CPU time
+def test_train_cli_raw_with_pretrained_text_and_image_encoders_needs_no_other_override(tmp_path):
+    """Data delivers the plot and the poster; the chosen encoders make the features (issue 15)."""
+    write_mmimdb_raw(tmp_path / "raw")
+    run = tmp_path / "run"
+    metrics = train_cli(
+        run,
+        "data=mmimdb",
+        f"data.root={tmp_path / 'raw'}",
+        "encoder/text=minilm",
+        "encoder/image=efficientnet_lite0",
+        "trainer.max_epochs=1",
+    )
+    assert 0.0 <= metrics["test/f1_micro"] <= 1.0
+    provenance = json.loads((run / "encoders.json").read_text())
+    assert provenance["text"]["encoder"] != "identity" and provenance["image"]["encoder"] != "identity"

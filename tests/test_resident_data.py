@@ -13,6 +13,7 @@ from src.data.base import SampleDataset
 from src.data.digits import DigitsDataModule
 from src.data.resident import ResidentLoader, split_nbytes
 from src.data.synthetic_sequences import SyntheticSequencesDataModule
+from src.spec import ModalitySpec
 from src.train import train
 from tests.helpers import compose_train
 from tests.test_resume import epoch_rows
@@ -98,7 +99,7 @@ def test_fixed_length_sequences_get_the_collated_masks():
     ids = [f"s{i}" for i in range(10)]
     dataset = SampleDataset(ids, {"audio": np.random.rand(10, 5, 3).astype(np.float32)}, np.arange(10) % 2)
     datamodule = DigitsDataModule(batch_size=4, resident_mb=1)
-    datamodule.modalities = {"audio": {"shape": [5, 3], "kind": "sequence"}}
+    datamodule.modalities = {"audio": ModalitySpec("sequence", (5, 3))}
     datamodule.splits = {"val": dataset}
     resident = list(datamodule.val_dataloader())
     datamodule.resident_mb = 0

@@ -28,6 +28,7 @@ from PIL import Image
 
 from src.data.images import decode_image
 from src.data.mmimdb import GENRES, MMIMDbDataModule
+from src.precompute import run_feature_step
 
 
 def write_posters(root: Path, n: int, seed: int = 0) -> list[Path]:
@@ -84,10 +85,9 @@ def main(argv: list[str]) -> int:
             bare_rates.append(bare_pil_pass(paths))
             jpeg_rates.append(loader_pass(loader))
         bare, jpeg = max(bare_rates), max(jpeg_rates)
-        frozen = {"image": {"_target_": "src.models.encoders.base.MLPEncoder", "hidden_dims": [256]}}
-        cached = MMIMDbDataModule(
-            str(root), frozen=frozen, feature_cache_dir=str(Path(tmp) / "cache"), **common
-        )
+        frozen = {"_target_": "src.models.encoders.base.MLPEncoder", "hidden_dims": [256], "precompute": True}
+        cached = MMIMDbDataModule(str(root), **common)
+        run_feature_step(cached, {"text": {}, "image": frozen}, Path(tmp) / "cache")
         start = time.perf_counter()
         cached._ensure("train")  # the one-off precomputation through the cache
         precompute_s = time.perf_counter() - start

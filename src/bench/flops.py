@@ -36,9 +36,10 @@ from torch.utils.flop_counter import FlopCounterMode
 import src  # noqa: F401  (resolvers)
 from src.bench.fusion import PeakMemory, _sync, bench_trainer
 from src.data.base import FusionDataModule, SampleDataset
-from src.metrics import MULTILABEL, REGRESSION
 from src.models.fusion.build import build_fusion
 from src.models.losses import build_loss
+from src.spec import ModalitySpec
+from src.tasks import MULTILABEL, REGRESSION
 from src.train import build_model
 from src.utils.resolvers import REPO_ROOT
 
@@ -70,7 +71,7 @@ class SequenceWorkload(FusionDataModule):
             else rng.standard_normal(shape, dtype=np.float32)
         )
         self.class_names = [f"class{i}" for i in range(outputs)] if self.task == MULTILABEL else ["score"]
-        self.modalities = {m: {"shape": [t, WIDTHS[m]], "kind": "sequence"} for m, t in steps.items()}
+        self.modalities = {m: ModalitySpec("sequence", (t, WIDTHS[m])) for m, t in steps.items()}
 
     def load_split(self, split: str) -> SampleDataset:
         return SampleDataset([f"{split}{i}" for i in range(len(self.labels))], self.arrays, self.labels)
@@ -131,12 +132,12 @@ def plain_run(
     """The same fusion, loss and optimiser in a plain loop; also counts one step's FLOPs."""
     cfg = method_config(method, data.task)
     L.seed_everything(0, verbose=False)
-    dims = {m: spec["shape"][-1] for m, spec in data.modalities.items()}
-    fusion = build_fusion(dict(cfg.fusion), dims, data.num_outputs, dict(cfg.model.head), data.task).to(
+    dims = {m: spec.shape[-1] for m, spec in data.modalities.items()}
+    fusion = build_fusion(dict(cfg.fusion), dims, data.spec.num_outputs, dict(cfg.model.head), data.task).to(
         device
     )
     fusion.train()
-    criterion = build_loss(dict(cfg.model.loss), data.task, data.num_outputs)
+    criterion = build_loss(dict(cfg.model.loss), data.task, data.spec.num_outputs)
     optimizer = torch.optim.Adam(fusion.parameters(), lr=cfg.model.optimizer.lr)
     features = {m: torch.from_numpy(a).to(device) for m, a in data.arrays.items()}
     labels = torch.from_numpy(data.labels).to(device)
@@ -183,7 +184,7 @@ def run(method: str, workload: str, batch_size: int, steps: int, warmup: int, de
     return {
         "method": method,
         "workload": workload,
-        "lengths": {m: spec["shape"][0] for m, spec in data.modalities.items()},
+        "lengths": {m: spec.shape[0] for m, spec in data.modalities.items()},
         "batch_size": batch_size,
         "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
         "precision": "bf16-mixed" if device == "cuda" else "fp32",

@@ -87,11 +87,6 @@ class AVMNISTDataModule(FileDataModule):
             "image": ModalitySpec("image", (1, *self._images.shape[1:])),
             "audio": ModalitySpec("image", (1, freq_bins, time_frames)),
         }
-        self.default_encoders = {
-            m: {"_target_": "src.models.encoders.base.MLPEncoder", "hidden_dims": [256]}
-            for m in self.modalities
-        }
-        self.setup_frozen()
 
     def _scan_fsdd(self) -> dict[str, list[tuple[int, Path]]]:
         """Recordings per split as (digit, path), sorted by name."""

@@ -12,7 +12,7 @@ sample is seen before ``trainer.test``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -94,6 +94,34 @@ class SampleDataset(Dataset):
         return sample
 
 
+class RowReader:
+    """``reader(row)`` over an in-memory or memory-mapped array (picklable for loader workers)."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+
+    def __call__(self, row: int) -> np.ndarray:
+        return np.array(self.array[row])  # a writable copy (memory maps are read-only)
+
+
+#: ``compute(split, dataset) -> (n_samples, ...) array`` of one modality's features (see ``use_features``)
+FeatureStep = Callable[[str, Any], np.ndarray]
+
+
+def replace_modality(dataset: Any, modality: str, features: np.ndarray) -> None:
+    """``dataset`` (a :class:`SampleDataset` or a lazy one with ``readers``) now delivers ``features``
+    (one row per sample) as ``modality``; the modality's padding mask, if any, goes."""
+    if len(features) != len(dataset):
+        raise ValueError(
+            f"{modality} features have {len(features)} rows, the split has {len(dataset)} samples"
+        )
+    if hasattr(dataset, "readers"):
+        dataset.readers[modality] = RowReader(features)
+    else:
+        dataset.modalities[modality] = features
+    dataset.extras.pop(f"{modality}_mask", None)
+
+
 def check_unique_ids(ids: Sequence[str]) -> None:
     """Raise naming the repeated sample ids of a split (each sample must be one row)."""
     if len(set(ids)) != len(ids):
@@ -170,7 +198,8 @@ class FusionDataModule(LightningDataModule):
         self._resumed_rng_state: dict[str, Any] | None = None
         self.class_names: list[str] = []
         self.modalities: dict[str, ModalitySpec] = {}
-        self.default_encoders: dict[str, dict[str, Any]] = {}
+        #: {modality: compute(split, dataset) -> (n, D) features} set by the feature step
+        self.feature_steps: dict[str, FeatureStep] = {}
 
     # subclasses -----------------------------------------------------------------------------
     def load_split(self, split: str) -> SampleDataset:
@@ -198,9 +227,29 @@ class FusionDataModule(LightningDataModule):
             self._validated_split(split)
         check_split_ids(f"{type(self).__name__} sample ids", {s: self._validated[s].ids for s in SPLITS})
 
+    def preprocessing(self, modality: str) -> dict[str, Any]:
+        """Settings that change what a modality delivers (part of a feature-cache key)."""
+        return {}
+
+    def use_features(self, modality: str, spec: ModalitySpec, compute: FeatureStep) -> None:
+        """Deliver ``modality`` as the features ``compute(split, dataset)`` makes of it (``spec``: their
+        kind and shape), split by split when a split is handed out. The feature step
+        (:mod:`src.precompute`) calls this for the encoders that run once, before training."""
+        if modality not in self.modalities:
+            raise ConfigError(f"{self.name} has no modality {modality!r}; it has {sorted(self.modalities)}")
+        if self.splits:
+            raise RuntimeError(
+                f"use_features({modality!r}) after splits were handed out: {sorted(self.splits)}"
+            )
+        self.modalities[modality] = spec
+        self.feature_steps[modality] = compute
+
     def _ensure(self, split: str) -> SampleDataset:
         if split not in self.splits:
-            self.splits[split] = self._validated_split(split)
+            dataset = self._validated_split(split)
+            for modality, compute in self.feature_steps.items():
+                replace_modality(dataset, modality, compute(split, dataset))
+            self.splits[split] = dataset
             self.loaded_splits.append(split)
         return self.splits[split]
 

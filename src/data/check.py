@@ -2,19 +2,21 @@
 
 Composes the same config as ``python -m src.train`` (Hydra compose API, same overrides), builds the
 DataModule in report mode (every problem is recorded instead of raised), loads each split and then
-reads every sample: counts, missing files, unreadable or truncated images/pickles, empty texts,
-unknown labels, wrong shapes/dtypes, NaN/inf values, split ids absent from the data, and samples
-shared by two splits. Prints a report per split and exits 1 when anything is wrong (repairs the
+reads every sample once, in ``--workers N`` forked processes (default: every available CPU; 0 reads
+in this process), with a progress bar: counts, missing files, unreadable or truncated
+images/pickles, empty texts, unknown labels, wrong shapes/dtypes, NaN/inf values, split ids absent
+from the data, and samples shared by two splits. Prints a report per split and exits 1 when anything is wrong (repairs the
 reference loaders always apply, such as MulT's ``-inf`` audio -> 0, are reported but do not fail
 the check). Pickles are read by the restricted unpickler (``src.data.safe_pickle``): a file that
-names code is reported, never run.
+names code is reported, never run. Media files are decoded once: the DataModule's own decode at
+load (``verify_media``, the training pre-flight) is off here, since reading the samples decodes them.
 """
 
 from __future__ import annotations
 
 import sys
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -26,6 +28,7 @@ import src  # noqa: F401  (resolvers)
 from src.data.base import SPLITS, FusionDataModule
 from src.data.files import FileDataModule
 from src.data.issues import MAX_EXAMPLES
+from src.data.parallel import available_cpus, ordered_map
 from src.data.validate import check_split_ids
 from src.errors import DataFormatError, user_error_in, user_message
 from src.spec import ModalitySpec
@@ -68,8 +71,24 @@ def check_sample(
     return problems
 
 
-def check(datamodule: FusionDataModule) -> tuple[dict[str, dict[str, Any]], bool]:
-    """Per split: {samples, problems: {problem: count}, examples, fixed}; and whether all is clean."""
+def sample_problems(
+    dataset: Any, modalities: Mapping[str, ModalitySpec], task: str, n_classes: int, workers: int, desc: str
+) -> list[list[tuple[str, str]]]:
+    """The problems of every sample of ``dataset`` (read once each, in ``workers`` processes), in order."""
+
+    def problems_of(index: int) -> list[tuple[str, str]]:
+        try:
+            sample = dataset[index]
+        except (ValueError, OSError) as err:
+            return [("unreadable_file", f"{dataset.ids[index]}: {err}")]
+        return check_sample(sample, modalities, task, n_classes)
+
+    return list(ordered_map(problems_of, range(len(dataset)), workers, desc, unit="sample", chunksize=32))
+
+
+def check(datamodule: FusionDataModule, workers: int = 0) -> tuple[dict[str, dict[str, Any]], bool]:
+    """Per split: {samples, problems: {problem: count}, examples, fixed}; and whether all is clean.
+    ``workers``: processes reading the samples (0: this one)."""
     report: dict[str, dict[str, Any]] = {}
     clean = True
     loaded = {}
@@ -96,15 +115,15 @@ def check(datamodule: FusionDataModule) -> tuple[dict[str, dict[str, Any]], bool
                 else:
                     counts[problem] += sum(actions.values())
                     examples[problem].extend(issues.examples[split].get(problem, []))
-        for index in range(len(dataset)):
-            try:
-                sample = dataset[index]
-            except (ValueError, OSError) as err:
-                found = [("unreadable_file", f"{dataset.ids[index]}: {err}")]
-            else:
-                found = check_sample(
-                    sample, datamodule.modalities, datamodule.task, len(datamodule.class_names)
-                )
+        found_per_sample = sample_problems(
+            dataset,
+            datamodule.modalities,
+            datamodule.task,
+            len(datamodule.class_names),
+            workers,
+            f"check {split}",
+        )
+        for index, found in enumerate(found_per_sample):
             for problem, message in found:
                 counts[problem] += 1
                 if len(examples[problem]) < MAX_EXAMPLES:
@@ -144,13 +163,39 @@ def print_report(name: str, report: dict[str, dict[str, Any]], clean: bool) -> N
     print("result:", "clean" if clean else "problems found (exit 1)")
 
 
+USAGE = "usage: python -m src.data.check data=<name> [data.key=value ...] [--workers N]"
+
+
+def split_workers(argv: Sequence[str]) -> tuple[list[str], int]:
+    """(the Hydra overrides, the ``--workers N`` / ``--workers=N`` value or every available CPU)."""
+    overrides, workers, rest = [], available_cpus(), list(argv)
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--workers" and rest:
+            arg = f"--workers={rest.pop(0)}"
+        if arg.startswith("--workers="):
+            value = arg.split("=", 1)[1]
+            if not value.isdigit():
+                raise ValueError(f"--workers {value!r}: expected a number of processes (0: none)")
+            workers = int(value)
+        else:
+            overrides.append(arg)
+    return overrides, workers
+
+
 def main(argv: list[str]) -> int:
+    try:
+        argv, workers = split_workers(argv)
+    except ValueError as err:
+        print(f"{err}\n{USAGE}", file=sys.stderr)
+        return 2
     if not any(a.startswith("data=") for a in argv):
-        print("usage: python -m src.data.check data=<name> [data.key=value ...]", file=sys.stderr)
+        print(USAGE, file=sys.stderr)
         return 2
     with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
         cfg = compose(config_name="train", overrides=argv)
-    options = {"report_problems": True} if issubclass(get_class(cfg.data._target_), FileDataModule) else {}
+    file_based = issubclass(get_class(cfg.data._target_), FileDataModule)
+    options = {"report_problems": True, "verify_media": False} if file_based else {}
     try:
         datamodule = instantiate(cfg.data, **options)
     except (ValueError, OSError, InstantiationException) as err:
@@ -159,7 +204,7 @@ def main(argv: list[str]) -> int:
             raise
         print(f"data check: {cfg.data._target_}: {user_message(user_error)}", file=sys.stderr)
         return 1
-    report, clean = check(datamodule)
+    report, clean = check(datamodule, workers)
     print_report(str(cfg.data._target_).rsplit(".", 1)[-1], report, clean)
     return 0 if clean else 1
 

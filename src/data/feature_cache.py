@@ -1,8 +1,7 @@
 """On-disk cache of frozen-encoder features: computed once, memory-mapped by later epochs and runs.
 
 An entry is keyed by dataset, split, a hash of the split's sample ids (in order), the encoder's
-name and weights checksum (``Encoder.provenance``; a sha256 of the state dict when the provenance
-has none) and the preprocessing settings: any change of a key gives a new entry. An entry is
+name and weights checksum (given by the feature step, :mod:`src.precompute`) and the preprocessing settings: any change of a key gives a new entry. An entry is
 written into a temporary folder (``features.npy`` + ``meta.json``), completed by a ``COMPLETE``
 marker and only then renamed into place, so a run interrupted while writing never leaves a folder
 that reads as complete (readers require the marker; stale temporary folders are ignored).
@@ -26,10 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from src.errors import DataFormatError
-from src.models.encoders.base import Encoder
 
 log = logging.getLogger("mmfusion")
 
@@ -51,18 +48,6 @@ def sha256_file(path: Path) -> str:
 def ids_hash(ids: Sequence[str]) -> str:
     """Order-sensitive hash of a split's sample ids."""
     return sha256_of("\n".join(map(str, ids)))
-
-
-def weights_sha256(encoder: Encoder) -> str:
-    """The provenance's ``sha256`` when it has one, else a hash of the encoder's parameters and buffers."""
-    recorded = encoder.provenance.get("sha256")
-    if recorded:
-        return str(recorded)
-    digest = hashlib.sha256()
-    for name, tensor in sorted(encoder.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
 
 
 class FeatureCache:
@@ -196,20 +181,3 @@ class FeatureCache:
             self.path(key),
         )
         return self.write(key, compute(), n_rows)
-
-
-def encode_batches(
-    encoder: Encoder, batches: Iterable[tuple[Any, torch.Tensor | None]]
-) -> Iterable[np.ndarray]:
-    """Run a frozen encoder (eval mode, no grad) over ``(inputs, mask)`` batches; sequences are mean-pooled."""
-    encoder.eval()
-    with torch.no_grad():
-        for x, mask in batches:
-            y = encoder(x, mask)
-            if encoder.returns_sequence:
-                if mask is None:
-                    y = y.mean(1)
-                else:
-                    m = mask.to(y.dtype).unsqueeze(-1)
-                    y = (y * m).sum(1) / m.sum(1).clamp_min(1.0)
-            yield y.detach().cpu().numpy()

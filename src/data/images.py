@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from src.data.parallel import ordered_map
 from src.errors import DataFormatError
 
 
-def decode_image(path: Path, size: Sequence[int], mode: str = "resize_crop") -> np.ndarray:
-    """RGB image at ``path`` as (3, H, W) uint8 with (H, W) = ``size``.
+def decode_image(path: Path | BinaryIO, size: Sequence[int], mode: str = "resize_crop") -> np.ndarray:
+    """RGB image at ``path`` (or in an open binary file) as (3, H, W) uint8 with (H, W) = ``size``.
 
     ``resize``: stretch to the size; ``resize_crop``: scale so the image covers the size (keeping its
     aspect ratio), then crop the centre (the MM-IMDb hdf5 posters are resized + cropped to 256 x 160).
@@ -48,6 +50,20 @@ def verify_image(path: Path) -> None:
             img.load()
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
         raise DataFormatError(f"{path}: cannot decode image ({type(err).__name__}: {err})") from err
+
+
+def _verify_message(path: Path) -> str | None:
+    try:
+        verify_image(path)
+    except DataFormatError as err:
+        return str(err)
+    return None
+
+
+def verify_images(paths: Sequence[Path], workers: int, desc: str = "posters") -> list[str | None]:
+    """:func:`verify_image` of every path, in ``workers`` processes: per path None, or the error
+    message naming the file."""
+    return list(ordered_map(_verify_message, paths, workers, desc, chunksize=64))
 
 
 class PosterReader:

@@ -9,7 +9,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from src.data.base import check_unique_ids
+from src.data.base import RowReader, check_unique_ids
+
+__all__ = ["LazyDataset", "RowReader"]
 
 
 class LazyDataset(Dataset):
@@ -51,13 +53,3 @@ class LazyDataset(Dataset):
         sample["index"] = index
         sample["ids"] = self.ids[index]
         return sample
-
-
-class RowReader:
-    """``reader(row)`` over an in-memory or memory-mapped array (picklable for loader workers)."""
-
-    def __init__(self, array: np.ndarray) -> None:
-        self.array = array
-
-    def __call__(self, row: int) -> np.ndarray:
-        return np.array(self.array[row])  # a writable copy (memory maps are read-only)

@@ -6,9 +6,9 @@ Two published layouts (../shared/reference/data_formats.md): the raw archive (``
 
 Raw layout: ``text`` is the plot (``plot_choice``: ``longest`` as the original pipeline, ``first``,
 or ``all``: every plot of a training movie is its own sample, evaluation uses the longest),
-optionally normalised (``text_normalization: original``); ``data.text_features: string`` hands the
-plot to the encoder as a string (a text encoder receives ``list[str]`` per batch), ``hashing`` turns
-it into a hashed bag-of-words vector (no weights needed). ``image`` is the poster resized/cropped to
+optionally normalised (``text_normalization: original``), delivered as a string: the text encoder
+(``encoder/text=...``; the dataset default is the hashed bag-of-words ``hashing``) receives
+``list[str]`` per batch and makes the features. ``image`` is the poster resized/cropped to
 ``poster_size``. Genre columns always follow ``GENRES`` (the paper's Table 1 order), whatever order
 the files use, and every run records them as ``class_names``.
 """
@@ -24,11 +24,10 @@ from typing import Any
 
 import h5py
 import numpy as np
-from sklearn.feature_extraction.text import HashingVectorizer
 
 from src.data.base import DatasetNotFoundError, SampleDataset, stratified_split
 from src.data.files import FileDataModule
-from src.data.images import PosterReader, verify_image
+from src.data.images import PosterReader, verify_images
 from src.data.lazy import LazyDataset, RowReader
 from src.data.validate import (
     BINARY,
@@ -164,8 +163,6 @@ class MMIMDbDataModule(FileDataModule):
         format: str = "raw",
         plot_choice: str = "longest",
         text_normalization: str = "none",
-        text_features: str = "hashing",
-        hashing_features: int = 4096,
         poster_size: Sequence[int] = (256, 160),
         poster_mode: str = "resize_crop",
         poster_mean: Sequence[float] | None = None,
@@ -187,13 +184,8 @@ class MMIMDbDataModule(FileDataModule):
             raise ConfigError(f"data.plot_choice={plot_choice!r}; expected longest, first or all")
         if text_normalization not in ("none", "original"):
             raise ConfigError(f"data.text_normalization={text_normalization!r}; expected none or original")
-        if text_features not in ("string", "hashing"):
-            raise ConfigError(f"data.text_features={text_features!r}; expected string or hashing")
-        if text_copies and (format != "raw" or text_features != "string"):
-            raise ConfigError(
-                "data.text_copies needs data.format=raw and data.text_features=string "
-                f"(got format={format!r}, text_features={text_features!r})"
-            )
+        if text_copies and format != "raw":
+            raise ConfigError(f"data.text_copies needs data.format=raw (the plot as text), got {format!r}")
         clashes = sorted(set(text_copies) & {"text", "image"})
         if clashes:
             raise ConfigError(f"data.text_copies={list(text_copies)} reuses the modality names {clashes}")
@@ -204,18 +196,13 @@ class MMIMDbDataModule(FileDataModule):
         if problem:
             raise DatasetNotFoundError(problem)
         self.class_names = list(GENRES)
-        self.plot_choice, self.text_normalization, self.text_features = (
-            plot_choice,
-            text_normalization,
-            text_features,
-        )
+        self.plot_choice, self.text_normalization = plot_choice, text_normalization
         self.poster = {
             "size": [int(s) for s in poster_size],
             "mode": poster_mode,
             "mean": poster_mean,
             "std": poster_std,
         }
-        self.hashing = HashingVectorizer(n_features=hashing_features, alternate_sign=False, norm="l2")
         if format == "raw":
             self._split_ids = read_split(self.root / "split.json")
             if resplit is not None:
@@ -224,21 +211,16 @@ class MMIMDbDataModule(FileDataModule):
                     "MM-IMDb: split.json's movies re-split %s at random (seed %d): %s",
                     list(resplit), resplit_seed, {k: len(v) for k, v in self._split_ids.items()},
                 )  # fmt: skip
-            text = (
-                ModalitySpec("text", ())
-                if text_features == "string"
-                else ModalitySpec("vector", (hashing_features,))
-            )
+            text = ModalitySpec("text", ())
             self.modalities = {"text": text, "image": ModalitySpec("image", (3, *self.poster["size"]))}
             self.modalities.update(dict.fromkeys(self.text_copies, text))
         else:
             self.sources = {"text": "features", "image": "vgg_features", **(hdf5_sources or {})}
             self._h5_layout = self._read_hdf5_layout()
-        mlp = {"_target_": "src.models.encoders.base.MLPEncoder", "hidden_dims": [512]}
-        self.default_encoders = {m: dict(mlp) for m, spec in self.modalities.items() if spec.kind != "text"}
-        self.setup_frozen()
 
     def preprocessing(self, modality: str) -> dict[str, Any]:
+        if self.format == "hdf5":
+            return {"format": self.format, "source": self.sources[modality]}
         if modality == "image":
             return {"format": self.format, **self.poster}
         return {
@@ -288,25 +270,33 @@ class MMIMDbDataModule(FileDataModule):
         return plots, labels
 
     def _load_raw(self, split: str) -> LazyDataset:
-        ids, texts, labels, posters = [], [], [], []
+        movies: list[tuple[str, list[str], np.ndarray, Path | None]] = []
         for movie_id in self._split_ids[split]:
             movie = self._read_movie(split, movie_id)
             if movie is None:
                 continue
-            plots, label = movie
             poster: Path | None = self.root / "dataset" / f"{movie_id}.jpeg"
             if not poster.is_file() or poster.stat().st_size == 0:
                 what = "missing" if not poster.is_file() else "empty (0 bytes)"
                 if self.issues.problem(split, "missing_file", f"poster {poster} is {what}") == "skip":
                     continue
                 poster = None
-            else:  # decode every poster now, so that training never meets a broken one
-                try:
-                    verify_image(poster)
-                except DataFormatError as err:
-                    if self.issues.problem(split, "unreadable_file", str(err)) == "skip":
+            movies.append((movie_id, *movie, poster))
+        if self.verify_media:  # decode every poster now, so that training never meets a broken one
+            paths = [poster for *_, poster in movies if poster is not None]
+            errors = dict(
+                zip(paths, verify_images(paths, self.num_workers, f"mmimdb {split} posters"), strict=True)
+            )
+            verified = []
+            for movie_id, plots, label, poster in movies:
+                if poster is not None and errors[poster] is not None:
+                    if self.issues.problem(split, "unreadable_file", errors[poster]) == "skip":
                         continue
                     poster = None
+                verified.append((movie_id, plots, label, poster))
+            movies = verified
+        ids, texts, labels, posters = [], [], [], []
+        for movie_id, plots, label, poster in movies:
             if self.plot_choice == "all" and split == "train":
                 chosen = list(enumerate(plots))
             else:
@@ -322,11 +312,7 @@ class MMIMDbDataModule(FileDataModule):
         log.info(
             "mmimdb %s: %d samples from %d ids of split.json", split, len(ids), len(self._split_ids[split])
         )
-        text_reader = (
-            texts.__getitem__
-            if self.text_features == "string"
-            else RowReader(self.hashing.transform(texts).toarray().astype(np.float32))
-        )
+        text_reader = texts.__getitem__
         image_reader = PosterReader(
             posters, self.poster["size"], self.poster["mode"], self.poster["mean"], self.poster["std"]
         )

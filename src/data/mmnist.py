@@ -159,11 +159,6 @@ class MNISTDataModule(FileDataModule):
         side = list(self._images.shape[1:])
         self.include_original = include_original
         self.modalities = self.views.modality_specs(side, include_original)
-        self.default_encoders = {
-            m: {"_target_": "src.models.encoders.base.MLPEncoder", "hidden_dims": [256]}
-            for m in self.modalities
-        }
-        self.setup_frozen()
 
     def load_split(self, split: str) -> SampleDataset:
         idx = self._indices[split]

@@ -11,7 +11,7 @@ chunks concatenated along time), and ``Metadata_matrices/{train,val,test}_metada
 validated when its split is loaded (missing, unreadable, wrong shape, NaN/inf: each through its
 ``data.on_problem`` policy) and read again on access; ``video`` and ``audio`` are sequences (audio as
 (time, 96), cut to ``audio_max_frames``), ``poster`` and ``metadata`` vectors, ``text`` the synopsis
-(``text_features: string`` or hashed bag-of-words, as ``data=mmimdb``).
+(a string: a text encoder makes its features, e.g. ``encoder/text=hashing``, as ``data=mmimdb``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.feature_extraction.text import HashingVectorizer
 
 from src.data.base import DatasetNotFoundError
 from src.data.files import FileDataModule
@@ -131,8 +130,6 @@ class MoviescopeDataModule(FileDataModule):
         genres: Sequence[str] | None = None,
         audio_folder: str = "Melspectrogram",
         audio_max_frames: int = 1000,
-        text_features: str = "hashing",
-        hashing_features: int = 4096,
         trust_pickle_files: bool = False,
         **options,
     ) -> None:
@@ -151,12 +148,7 @@ class MoviescopeDataModule(FileDataModule):
         known = {"video", "audio", "poster", "metadata", "text"}
         if not set(modalities) <= known or not modalities:
             raise ConfigError(f"data.modalities={list(modalities)}; choose from {sorted(known)}")
-        self.audio_folder, self.audio_max_frames, self.text_features = (
-            audio_folder,
-            audio_max_frames,
-            text_features,
-        )
-        self.hashing = HashingVectorizer(n_features=hashing_features, alternate_sign=False, norm="l2")
+        self.audio_folder, self.audio_max_frames = audio_folder, audio_max_frames
         self._rows = {s: self._read_jsonl(s) for s in SPLIT_FILES}
         self.class_names = (
             list(genres)
@@ -175,9 +167,7 @@ class MoviescopeDataModule(FileDataModule):
             "video": ModalitySpec("sequence", (200, 4096)),
             "audio": ModalitySpec("sequence", (audio_max_frames, 96)),
             "poster": ModalitySpec("vector", (4096,)),
-            "text": ModalitySpec("text", ())
-            if text_features == "string"
-            else ModalitySpec("vector", (hashing_features,)),
+            "text": ModalitySpec("text", ()),
         }
         if "metadata" in modalities:
             self._metadata = {s: self._read_metadata(s) for s in SPLIT_FILES}
@@ -190,7 +180,6 @@ class MoviescopeDataModule(FileDataModule):
                 )
             specs["metadata"] = ModalitySpec("vector", (widths["train"],))
         self.modalities = {m: specs[m] for m in modalities}
-        self.setup_frozen()
 
     def _read_jsonl(self, split: str) -> list[dict[str, Any]]:
         path = self.root / f"{SPLIT_FILES[split]}.jsonl"
@@ -346,11 +335,7 @@ class MoviescopeDataModule(FileDataModule):
         if "metadata" in self.modalities:
             readers["metadata"] = RowReader(self._metadata[split][0][meta_rows])
         if "text" in self.modalities:
-            readers["text"] = (
-                texts.__getitem__
-                if self.text_features == "string"
-                else RowReader(self.hashing.transform(texts).toarray().astype(np.float32))
-            )
+            readers["text"] = texts.__getitem__
         log.info("moviescope %s: %d movies", split, len(ids))
         return LazyDataset(
             ids,

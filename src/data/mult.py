@@ -148,7 +148,6 @@ class MulTDataModule(FileDataModule):
         self.modalities = {
             m: ModalitySpec("sequence", tuple(np.shape(_key(train, m))[1:])) for m in FEATURE_DIMS
         }
-        self.setup_frozen()
 
     def _read(self) -> dict:
         data = load_pickle(self.path, trusted=self.trust_pickle_files)

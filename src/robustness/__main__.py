@@ -35,12 +35,12 @@ from omegaconf import DictConfig, OmegaConf
 import src  # noqa: F401  (registers the config resolvers)
 from src.errors import CheckpointError, ConfigError
 from src.eval import load_checkpoint_run
-from src.metrics import DEFAULT_MONITOR
 from src.models.module import CHECKPOINT_RUN_CONFIG_KEY
 from src.robustness.gates import plot_mean_gates
 from src.robustness.plan import SweepPlan, n_evaluations, plan_sweep
 from src.robustness.results import plot_curves, summary_rows, write_csv, write_csv_rows, write_json
 from src.robustness.sweep import SweepResult, sweep
+from src.tasks import DEFAULT_MONITOR
 from src.utils.checkpoints import read_checkpoint
 from src.utils.run import instantiate_group, run_job, to_plain
 from src.utils.run_dir import claim_run_dir, hydra_job_entries

