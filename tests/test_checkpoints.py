@@ -106,3 +106,32 @@ def test_eval_and_resume_refuse_a_checkpoint_that_would_write_a_file(trained, tm
     with pytest.raises(CheckpointError, match="numpy.savetxt"):
         train(compose_train([f"ckpt_path={path}", "trainer.max_epochs=2"], tmp_path / "resumed"))
     assert not marker.exists() and not (tmp_path / "resumed").exists()
+
+
+def _gmu_module(seed: int):
+    from src.models.module import FusionClassifier
+
+    torch.manual_seed(seed)
+    return FusionClassifier(
+        task="multiclass",
+        num_outputs=3,
+        class_names=["0", "1", "2"],
+        modalities={"a": {"shape": [4], "kind": "vector"}, "b": {"shape": [5], "kind": "vector"}},
+        fusion={"_target_": "src.models.fusion.gmu.GMUFusion", "hidden_dim": 6},
+        head={"name": "linear"},
+        loss={"name": "cross_entropy"},
+        optimizer={"_target_": "torch.optim.SGD", "lr": 0.1},
+    )
+
+
+def test_a_checkpoint_of_the_layout_before_the_plain_model_loads_with_equal_outputs():
+    """Keys ``encoders.*`` / ``fusion.*`` (checkpoints before ``model.*``) are renamed on load."""
+    trained, fresh = _gmu_module(0), _gmu_module(1)
+    old_layout = {k.removeprefix("model."): v for k, v in trained.state_dict().items()}
+    assert any(k.startswith("fusion.gmu.") for k in old_layout)
+    checkpoint = {"state_dict": old_layout}
+    fresh.on_load_checkpoint(checkpoint)
+    fresh.load_state_dict(checkpoint["state_dict"])  # strict: every key found, none left over
+    batch = {"a": torch.randn(2, 4), "b": torch.randn(2, 5)}
+    trained.eval(), fresh.eval()
+    assert torch.equal(fresh(batch).logits, trained(batch).logits)

@@ -34,6 +34,25 @@ from src.spec import DatasetSpec, ModalitySpec
 from src.tasks import MULTICLASS, MULTILABEL, REGRESSION
 from src.thresholds import threshold_grid, tune_thresholds
 
+#: state-dict prefixes of earlier layouts -> today's (the plain model moved into ``self.model``)
+LEGACY_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("encoders.", "model.encoders."),
+    ("fusion.", "model.fusion."),
+)
+
+
+def upgrade_state_dict(state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """``state_dict`` with the keys of earlier checkpoint layouts renamed to today's
+    (:data:`LEGACY_PREFIXES`), so checkpoints written before the plain-model refactor still load."""
+    upgraded = {}
+    for key, value in state_dict.items():
+        for old, new in LEGACY_PREFIXES:
+            if key.startswith(old):
+                key = new + key[len(old) :]
+                break
+        upgraded[key] = value
+    return upgraded
+
 
 class FusionClassifier(LightningModule):
     """Encoders, fusion and head for one dataset's task; see the module docstring."""
@@ -241,6 +260,10 @@ class FusionClassifier(LightningModule):
         if self.hparams.task == MULTICLASS:
             return np.eye(scores.shape[1], dtype=bool)[scores.argmax(1)]
         return None
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Checkpoints of earlier layouts load unchanged (:func:`upgrade_state_dict`)."""
+        checkpoint["state_dict"] = upgrade_state_dict(checkpoint["state_dict"])
 
     # ---------------------------------------------------------------------------- optimisers
     def configure_optimizers(self) -> dict[str, Any]:
