@@ -33,9 +33,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import src  # noqa: F401  (registers the config resolvers)
+from src.callbacks import CHECKPOINT_RUN_CONFIG_KEY
 from src.errors import CheckpointError, ConfigError
 from src.eval import load_checkpoint_run
-from src.models.module import CHECKPOINT_RUN_CONFIG_KEY
 from src.robustness.gates import plot_mean_gates
 from src.robustness.plan import SweepPlan, n_evaluations, plan_sweep
 from src.robustness.results import plot_curves, summary_rows, write_csv, write_csv_rows, write_json
