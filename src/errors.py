@@ -16,6 +16,11 @@ class ConfigError(UserError, ValueError):
     """A configuration value that cannot be right (named by its key, e.g. ``trainer.max_epochs=0``)."""
 
 
+class IncompatibleError(ConfigError):
+    """A dataset modality, its encoder and the fusion that cannot work together (refused when the model
+    is built, never inside a step); the message names both sides and what would work instead."""
+
+
 class DataFormatError(UserError, ValueError):
     """A data file that is not in its published format (wrong keys, shapes, dtypes, overlapping splits)."""
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from torch import nn
 
+from src.models.compat import check_compatible
 from src.models.encoders import build_encoder
 from src.models.encoders.base import Encoder
 from src.models.fusion import FusionOutput
@@ -65,6 +66,7 @@ def build_model(
         raise ValueError(
             f"model.encoders names modalities {unknown} that the dataset lacks; it has {sorted(spec.modalities)}"
         )
+    check_compatible(spec, fusion, encoders)
     built = {m: build_encoder(encoders.get(m), s.shape, s.kind) for m, s in spec.modalities.items()}
     fused = build_fusion(
         fusion,

@@ -25,6 +25,8 @@ class SpectrogramEncoder(Encoder):
     padded with its own floor to ``frames``, so the batch's padding never changes a sample.
     """
 
+    accepts_kinds = ("vector", "sequence")  # a (N,) or (N, 1) waveform
+
     def __init__(
         self,
         input_shape: Sequence[int],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -14,7 +15,16 @@ import torch
 from hydra.utils import get_class
 from torch import nn
 
+from src.errors import IncompatibleError
 from src.models.heads import dense_layers
+
+#: what an encoder hands the fusion, per sample (``Encoder.output_form``): a (D,) vector, a (T, D)
+#: sequence with its mask, (C, H, W) maps (an image through the identity, a CNN's last conv maps; a
+#: conv-branch fusion can convolve them, any other takes them flattened), or the raw strings (for a
+#: fusion that tokenizes them itself, MMBT)
+VECTOR, SEQUENCE, MAP, RAW_TEXT = "vector", "sequence", "map", "raw text"
+#: the modality kinds that arrive as tensors
+TENSOR_KINDS = ("vector", "image", "sequence")
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -36,6 +46,14 @@ class WeightsUnavailableError(FileNotFoundError):
     """``pretrained: true`` but the weights cannot be found; the message names the model and how to provide them."""
 
 
+def constructor_option(cls: type, options: Mapping[str, Any], name: str) -> Any:
+    """The value of ``cls``'s constructor option ``name`` under ``options`` (its signature default if unset)."""
+    if name in options:
+        return options[name]
+    parameter = inspect.signature(cls.__init__).parameters.get(name)
+    return None if parameter is None or parameter.default is inspect.Parameter.empty else parameter.default
+
+
 def freeze(module: nn.Module) -> None:
     """No gradient for any parameter of ``module``."""
     for parameter in module.parameters():
@@ -48,11 +66,36 @@ class Encoder(nn.Module):
     Subclasses set ``out_dim`` and ``returns_sequence`` (True: (B, T, out_dim) aligned with the input
     mask; False: (B, out_dim)). ``provenance`` says where pretrained weights came from (name, source,
     sha256) so every run can record it.
+
+    Before anything is built, the class declares which modality kinds it takes (``accepts_kinds``,
+    or :meth:`kinds_for` when an option decides) and what it will return (:meth:`output_form`), so
+    :func:`src.models.compat.check_compatible` can refuse a pairing at build time.
     """
 
     out_dim: int
     returns_sequence: bool = False
     requires_fit: bool = False
+    accepts_kinds: tuple[str, ...] = TENSOR_KINDS
+    returns_raw_text: bool = False
+
+    @classmethod
+    def option(cls, options: Mapping[str, Any], name: str) -> Any:
+        return constructor_option(cls, options, name)
+
+    @classmethod
+    def kinds_for(cls, options: Mapping[str, Any]) -> tuple[str, ...]:
+        """The modality kinds this encoder takes when configured with ``options``."""
+        return cls.accepts_kinds
+
+    @classmethod
+    def output_form(cls, kind: str, options: Mapping[str, Any]) -> str:
+        """What it returns for a ``kind`` modality under ``options``: VECTOR, SEQUENCE, MAP or RAW_TEXT
+        (the instance's ``returns_sequence`` / ``feature_shape`` agree; a test checks)."""
+        if cls.returns_raw_text:
+            return RAW_TEXT
+        if cls.returns_sequence:
+            return SEQUENCE
+        return SEQUENCE if cls.option(options, "return_sequence") else VECTOR
 
     def __init__(self, input_shape: Sequence[int], kind: str) -> None:
         super().__init__()
@@ -106,6 +149,10 @@ class Encoder(nn.Module):
 class IdentityEncoder(Encoder):
     """Passes features through: sequences stay (B, T, D); anything else is flattened to (B, D)."""
 
+    @classmethod
+    def output_form(cls, kind: str, options: Mapping[str, Any]) -> str:
+        return {"sequence": SEQUENCE, "image": MAP}.get(kind, VECTOR)
+
     def __init__(self, input_shape: Sequence[int], kind: str) -> None:
         super().__init__(input_shape, kind)
         self.returns_sequence = kind == "sequence"
@@ -125,6 +172,8 @@ class IdentityEncoder(Encoder):
 
 class MLPEncoder(Encoder):
     """Flattened input through fully connected layers (e.g. CentralNet's per-modality MLP trunk)."""
+
+    accepts_kinds = ("vector", "image")  # a padded (T, D) sequence has no fixed length to flatten
 
     def __init__(
         self,
@@ -154,7 +203,19 @@ def build_encoder(spec: Mapping[str, Any] | None, input_shape: Sequence[int], ki
     target = options.pop("_target_", None)
     if target is None:
         raise ValueError(f"encoder spec {dict(spec)} has no _target_")
-    encoder = get_class(target)(input_shape=input_shape, kind=kind, **options)
-    if not isinstance(encoder, Encoder):
+    cls = encoder_class(target)
+    kinds = cls.kinds_for(options)
+    if kind not in kinds:
+        raise IncompatibleError(
+            f"encoder {target} takes modalities of kind {' or '.join(kinds)}, "
+            f"not a {kind} modality of shape {list(input_shape)}"
+        )
+    return cls(input_shape=input_shape, kind=kind, **options)
+
+
+def encoder_class(target: str) -> type[Encoder]:
+    """The :class:`Encoder` subclass ``target`` names."""
+    cls = get_class(target)
+    if not (isinstance(cls, type) and issubclass(cls, Encoder)):
         raise TypeError(f"{target} is not a src.models.encoders.Encoder")
-    return encoder
+    return cls

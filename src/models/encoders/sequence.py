@@ -21,7 +21,7 @@ class TemporalConvEncoder(Encoder):
     """
 
     returns_sequence = True
-    kinds = ("sequence",)
+    accepts_kinds = ("sequence",)
 
     def __init__(
         self,

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,8 @@ def _device_of(module: nn.Module) -> torch.device:
 
 class _WordVectorEncoder(Encoder):
     """Shared vocabulary handling: row 0 is padding, row 1 unknown words, rows 2.. the vectors' words."""
+
+    accepts_kinds = ("text",)
 
     def __init__(
         self,
@@ -163,6 +165,7 @@ class VocabularySequence(Encoder):
     stored as stable 64-bit word hashes in a buffer so that checkpoints carry it.
     """
 
+    accepts_kinds = ("text",)
     requires_fit = True
     returns_sequence = True
 
@@ -257,6 +260,7 @@ class TfidfEncoder(Encoder):
     tf-idf rows, (B, max_features). Bins beyond the training vocabulary stay zero.
     """
 
+    accepts_kinds = ("text",)
     requires_fit = True
 
     def __init__(
@@ -330,6 +334,8 @@ class HashingEncoder(Encoder):
     adds fully connected layers on top (``[]``: the bare (B, n_features) vector).
     """
 
+    accepts_kinds = ("text",)
+
     def __init__(
         self,
         input_shape: Sequence[int],
@@ -380,6 +386,11 @@ class RNNEncoder(_WordVectorEncoder):
     mask. ``pooling``: last (final hidden states of both directions), mean, max or attention (all
     masked). ``return_sequence: true`` returns the (B, T, H) states and the mask instead.
     """
+
+    @classmethod
+    def kinds_for(cls, options: Mapping[str, Any]) -> tuple[str, ...]:
+        """Raw texts through word vectors, or (``vectors: null``) a float sequence."""
+        return ("sequence",) if cls.option(options, "vectors") is None else ("text",)
 
     def __init__(
         self,
@@ -549,6 +560,8 @@ class TransformerEncoder(Encoder):
     gradients), k > 0 fine-tunes the top k blocks, -1 fine-tunes all. ``return_sequence`` returns the
     token states and the attention mask (for MulT / MMBT-style fusion).
     """
+
+    accepts_kinds = ("text",)
 
     def __init__(
         self,

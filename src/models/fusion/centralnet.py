@@ -52,6 +52,7 @@ class CentralNetFusion(Fusion):
 
     min_modalities = 2
     context_args = ("task", "input_shapes")
+    image_maps_when = {"branch": "conv"}  # conv branches convolve every modality's (C, H, W) maps
 
     def __init__(
         self,

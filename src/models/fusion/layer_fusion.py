@@ -30,6 +30,8 @@ class LayerFusion(Fusion):
 
     min_modalities = 2
     context_args = ("task", "input_shapes")
+    image_maps_when = {"branch": "conv"}  # conv branches convolve every modality's (C, H, W) maps
+    depth_option = "layer"  # the stage the modalities merge at (there are fewer on dense branches)
 
     def __init__(
         self,

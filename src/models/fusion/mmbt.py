@@ -68,6 +68,9 @@ def load_text_transformer(model_path: str | None) -> nn.Module:
 class RawTextPassthrough(Encoder):
     """``encoder/text=passthrough``: hands a batch's raw strings to a fusion that tokenizes them (MMBT)."""
 
+    accepts_kinds = ("text",)
+    returns_raw_text = True
+
     def __init__(self, input_shape: Sequence[int], kind: str) -> None:
         super().__init__(input_shape, kind)
         if kind != "text":
@@ -89,6 +92,7 @@ class MMBTFusion(Fusion):
 
     accepts_sequences = True
     min_modalities = 2
+    text_option = "text_modality"  # the option naming the modality it tokenizes (raw strings)
 
     def __init__(
         self,

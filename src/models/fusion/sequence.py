@@ -27,6 +27,7 @@ class SequenceFusion(Fusion):
     """Base of the sequence fusions: modality roles, conv projections and summary tokens."""
 
     accepts_sequences = True
+    requires_sequences = True  # every modality not named in ``extras`` is a (B, T, D) sequence
     min_sequences = 2
 
     def __init__(
