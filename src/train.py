@@ -38,8 +38,9 @@ from src.callbacks import CHECKPOINT_RUN_CONFIG_KEY, RunConfigInCheckpoint
 from src.data.base import FusionDataModule
 from src.data.issues import write_issue_counts
 from src.errors import ConfigError
+from src.models.compat import check_compatible
 from src.models.losses import DATA_DEPENDENT_WEIGHTS, neg_pos_ratio
-from src.precompute import prepare_encoders
+from src.precompute import encoder_specs, prepare_encoders
 from src.spec import DatasetSpec
 from src.tasks import DEFAULT_MONITOR, MULTICLASS, MULTILABEL, REGRESSION
 from src.utils.checkpoints import ChecksummedCheckpointIO, read_checkpoint
@@ -141,6 +142,9 @@ def build_model(cfg: DictConfig, datamodule: FusionDataModule) -> L.LightningMod
         "seed": cfg.get("seed"),
         "features": to_plain(features) if features else None,
     }
+    model = run["model"]
+    chosen = encoder_specs(model.get("encoders"), model.get("default_encoders"), datamodule.spec)
+    check_compatible(datamodule.spec, model["fusion"], chosen)  # before the feature step spends any time
     encoders = prepare_encoders(run, datamodule)
     options: dict[str, Any] = to_plain(cfg.model)
     target = options.pop("_target_")

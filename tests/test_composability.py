@@ -10,6 +10,7 @@ The fast suite runs the embedded datasets with their default encoders; the rest 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from tests.data_writers import (
     write_moviescope,
     write_mult_pickle,
 )
-from tests.helpers import CONF_DIR, compose_train
+from tests.helpers import CONF_DIR, compose_train, run_cli
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -144,6 +145,12 @@ def fixtures(tmp_path_factory) -> Callable[[str], list[str]]:
     return overrides
 
 
+@pytest.fixture(scope="module")
+def feature_cache(tmp_path_factory) -> Path:
+    """One feature cache for the module: a precomputed encoder runs once per dataset, not per fusion."""
+    return tmp_path_factory.mktemp("feature_cache")
+
+
 def _encoder_variants(spec: DatasetSpec) -> list[tuple[str, str | None, str | None]]:
     """(variant label, kind, encoder option): the dataset defaults, then each admitted encoder given to
     every modality of one kind."""
@@ -187,13 +194,13 @@ def _with_encoders(cfg, spec: DatasetSpec, kind: str | None, encoder: str | None
     return OmegaConf.to_container(cfg.model, resolve=True)
 
 
-def run_combination(row: Row, tmp_path: Path, kind: str | None, encoder: str | None) -> str:
+def run_combination(row: Row, cache: Path, kind: str | None, encoder: str | None) -> str:
     """Build and take one optimizer step; returns 'ran', or 'rejected: <message>'."""
     plain = _with_encoders(row.cfg, row.spec, kind, encoder)
     chosen = encoder_specs(plain.get("encoders"), plain.get("default_encoders"), row.spec)
     precomputed = any(options.get(PRECOMPUTE) for options in chosen.values())
     datamodule = instantiate(row.cfg.data) if precomputed else row.datamodule
-    run = {"model": plain, "seed": 0, "features": {"cache_dir": str(tmp_path / "cache")}}
+    run = {"model": plain, "seed": 0, "features": {"cache_dir": str(cache)}}
     torch.manual_seed(0)
     try:
         encoders = prepare_encoders(run, datamodule) if precomputed else chosen
@@ -242,7 +249,9 @@ def _matrix(labels: list[str]) -> list:
     return [pytest.param(label, fusion, id=f"{label}-{fusion}") for label in labels for fusion in FUSIONS]
 
 
-def _run_row(label: str, fusion: str, fixtures, tmp_path: Path, all_encoders: bool) -> dict[str, str]:
+def _run_row(
+    label: str, fusion: str, fixtures, cache: Path, tmp_path: Path, all_encoders: bool
+) -> dict[str, str]:
     row = Row([*fixtures(label), f"fusion={fusion}"], fusion, tmp_path)
     variants = _encoder_variants(row.spec) if all_encoders else _encoder_variants(row.spec)[:1]
     results = {}
@@ -251,23 +260,27 @@ def _run_row(label: str, fusion: str, fixtures, tmp_path: Path, all_encoders: bo
         if missing:
             results[variant] = f"skipped: {missing}"
             continue
-        results[variant] = run_combination(row, tmp_path / variant, kind, encoder)
+        results[variant] = run_combination(row, cache, kind, encoder)
     print(f"MATRIX {label} {fusion} " + " | ".join(f"{v}: {r[:300]}" for v, r in results.items()))
     return results
 
 
 @pytest.mark.parametrize(("label", "fusion"), _matrix(list(EMBEDDED)))
-def test_embedded_datasets_with_default_encoders(label: str, fusion: str, fixtures, tmp_path: Path):
+def test_embedded_datasets_with_default_encoders(
+    label: str, fusion: str, fixtures, feature_cache: Path, tmp_path: Path
+):
     """Fast slice: the embedded datasets, their default encoders, every fusion."""
-    results = _run_row(label, fusion, fixtures, tmp_path, all_encoders=False)
+    results = _run_row(label, fusion, fixtures, feature_cache, tmp_path, all_encoders=False)
     assert all(r == "ran" or r.startswith(("rejected: ", "skipped: ")) for r in results.values())
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("label", "fusion"), _matrix(list(DATASETS)))
-def test_every_dataset_fusion_and_admitted_encoder(label: str, fusion: str, fixtures, tmp_path: Path):
+def test_every_dataset_fusion_and_admitted_encoder(
+    label: str, fusion: str, fixtures, feature_cache: Path, tmp_path: Path
+):
     """The whole matrix: every dataset x fusion x admitted encoder runs a step or is refused at build."""
-    results = _run_row(label, fusion, fixtures, tmp_path, all_encoders=True)
+    results = _run_row(label, fusion, fixtures, feature_cache, tmp_path, all_encoders=True)
     assert all(r == "ran" or r.startswith(("rejected: ", "skipped: ")) for r in results.values())
 
 
@@ -400,3 +413,27 @@ def test_check_compatible_names_both_sides(spec, fusion, encoders, message):
         return
     with pytest.raises(IncompatibleError, match=message):
         check_compatible(spec, fusion, encoders)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "both_sides"),
+    [
+        (
+            ["data=digits", "fusion=mult"],
+            r"dataset digits: modality 'view1' \(kind image, shape \[1, 8, 8\]\) reaches fusion MulTFusion as a map",
+        ),
+        (
+            ["data=synthetic_gmu", "encoder/image=lenet"],
+            r"dataset synthetic_gmu: modality 'image' \(kind vector, shape \[2\]\) cannot go through encoder "
+            r"ConvEncoder .*takes kind image; for a vector modality use encoder/image= one of identity, mlp",
+        ),
+    ],
+    ids=["digits-mult", "vector-modality-cnn"],
+)
+def test_cli_refuses_an_incompatible_pair_with_one_message(overrides, both_sides, tmp_path: Path):
+    proc = run_cli("src.train", [f"hydra.run.dir={tmp_path / 'run'}", "logger=csv", *overrides])
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 2, output[-3000:]
+    assert len(re.findall(both_sides, output)) == 1, output[-3000:]
+    assert "Traceback" not in output
+    assert not (tmp_path / "run" / "checkpoints").exists()  # refused before any training

@@ -4,7 +4,8 @@ DESIGN.md: "an incompatible pair ... is rejected when the model is built, with a
 sides, never inside a training step". :func:`check_compatible` reads only declarations:
 
 - the dataset's :class:`~src.spec.ModalitySpec` kinds;
-- each encoder class: the kinds it takes (``Encoder.accepts_kinds`` / ``kinds_for``) and what it
+- each encoder class: the kinds (and shapes: ``Encoder.refusal``) it takes (``accepts_kinds`` /
+  ``kinds_for``) and what it
   returns (``Encoder.output_form``: vector, sequence, (C, H, W) maps or raw text);
 - the fusion class: ``min_modalities`` / ``max_modalities``, ``accepts_sequences`` (sequences reach
   it as (B, T, D); any other fusion gets their masked mean), ``requires_sequences`` with
@@ -65,12 +66,16 @@ def encoder_forms(
         options = dict(encoders.get(modality) or IDENTITY_SPEC)
         target = str(options.pop("_target_", IDENTITY_SPEC["_target_"]))
         cls = encoder_class(target)
-        kinds = cls.kinds_for(options)
-        if ms.kind not in kinds:
+        reason = cls.refusal(ms.kind, ms.shape, options)
+        if reason:
+            instead = (
+                f"; for a {ms.kind} modality use encoder/{modality}= one of {SUGGESTED_ENCODERS[ms.kind]}"
+                if ms.kind not in cls.kinds_for(options)
+                else ""
+            )
             raise IncompatibleError(
-                f"{_describe(spec, modality)} cannot go through encoder {_short(target)} ({target}), which takes "
-                f"kind {' or '.join(kinds)}; for a {ms.kind} modality use encoder/{modality}= one of "
-                f"{SUGGESTED_ENCODERS[ms.kind]}"
+                f"{_describe(spec, modality)} cannot go through encoder {_short(target)} ({target}), which "
+                f"{reason}{instead}"
             )
         forms[modality] = (target, cls.output_form(ms.kind, options))
     return forms

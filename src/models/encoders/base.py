@@ -88,6 +88,13 @@ class Encoder(nn.Module):
         return cls.accepts_kinds
 
     @classmethod
+    def refusal(cls, kind: str, shape: Sequence[int], options: Mapping[str, Any]) -> str | None:
+        """Why this encoder under ``options`` cannot take a ``kind`` modality of ``shape`` (None: it can),
+        read before it is built."""
+        kinds = cls.kinds_for(options)
+        return None if kind in kinds else f"takes kind {' or '.join(kinds)}"
+
+    @classmethod
     def output_form(cls, kind: str, options: Mapping[str, Any]) -> str:
         """What it returns for a ``kind`` modality under ``options``: VECTOR, SEQUENCE, MAP or RAW_TEXT
         (the instance's ``returns_sequence`` / ``feature_shape`` agree; a test checks)."""
@@ -204,11 +211,10 @@ def build_encoder(spec: Mapping[str, Any] | None, input_shape: Sequence[int], ki
     if target is None:
         raise ValueError(f"encoder spec {dict(spec)} has no _target_")
     cls = encoder_class(target)
-    kinds = cls.kinds_for(options)
-    if kind not in kinds:
+    reason = cls.refusal(kind, input_shape, options)
+    if reason:
         raise IncompatibleError(
-            f"encoder {target} takes modalities of kind {' or '.join(kinds)}, "
-            f"not a {kind} modality of shape {list(input_shape)}"
+            f"encoder {target} {reason}: not a {kind} modality of shape {list(input_shape)}"
         )
     return cls(input_shape=input_shape, kind=kind, **options)
 

@@ -109,6 +109,17 @@ class ConvEncoder(Encoder):
     accepts_kinds = ("image",)
 
     @classmethod
+    def refusal(cls, kind: str, shape: Sequence[int], options: Mapping[str, Any]) -> str | None:
+        reason = super().refusal(kind, shape, options)
+        mean = cls.option(options, "mean")
+        if reason is None and mean is not None and len(mean) != shape[0]:
+            reason = (
+                f"normalises {len(mean)} channels (mean {list(mean)}) and the images have {shape[0]}: set "
+                f"mean and std to {shape[0]} values each, or null"
+            )
+        return reason
+
+    @classmethod
     def output_form(cls, kind: str, options: Mapping[str, Any]) -> str:
         """Its last conv maps when they are the output (no FC layers, no global pooling)."""
         flat = cls.option(options, "global_pool") != "none" or bool(cls.option(options, "fc_dims"))
