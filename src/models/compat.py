@@ -32,6 +32,7 @@ from src.models.encoders.base import (
     MAP,
     RAW_TEXT,
     SEQUENCE,
+    IdentityEncoder,
     constructor_option,
     encoder_class,
 )
@@ -174,15 +175,36 @@ def check_compatible(
                 "CNN without fc_dims / global pooling"
             )
     depth = getattr(cls, "depth_option", None)
+    if depth is not None:
+        _check_depth(spec, cls, options, forms, depth)
+
+
+def _check_depth(
+    spec: DatasetSpec, cls: type, options: Mapping[str, Any], forms: Mapping[str, tuple[str, str]], depth: str
+) -> None:
+    """Layer fusion merges at stage ``fusion.<depth>``: it must exist on the branch the inputs get
+    (dense unless every input is a (C, H, W) map of one shape; maps of a CNN have a shape known only
+    once built, so those are left to the constructor)."""
     flat = [m for m, (_, form) in forms.items() if form != MAP]
-    if depth is not None and (flat or options.get("branch") == "dense"):
-        layer = constructor_option(cls, options, depth)
-        hidden_dims = list(constructor_option(cls, options, "hidden_dims") or ())
-        stages = len(hidden_dims) + 1
-        if not 0 <= int(layer) < stages:
-            why = f"modality {flat[0]!r} is a {forms[flat[0]][1]}" if flat else "fusion.branch=dense"
-            raise IncompatibleError(
-                f"{name}: fusion.{depth}={layer} is not one of its {stages} dense stages on dataset {spec.name} "
-                f"({why}: no conv stages; hidden_dims {hidden_dims} + the output); set fusion.{depth} in "
-                f"[0, {stages - 1}] or add fusion.hidden_dims, or give it image modalities (conv stages)"
-            )
+    identity = all(encoder_class(target) is IdentityEncoder for target, _ in forms.values())
+    shapes = {m: list(spec.modalities[m].shape) for m in forms}
+    hidden_dims = list(constructor_option(cls, options, "hidden_dims") or ())
+    conv_channels = list(constructor_option(cls, options, "conv_channels") or ())
+    if flat:
+        branch, why = "dense", f"modality {flat[0]!r} is a {forms[flat[0]][1]}"
+    elif constructor_option(cls, options, "branch") == "dense":
+        branch, why = "dense", "fusion.branch=dense"
+    elif identity and len({tuple(s) for s in shapes.values()}) > 1:
+        branch, why = "dense", f"the images differ in shape: {shapes}"
+    elif identity:
+        branch, why = "conv", f"conv_channels {conv_channels}"
+    else:
+        return
+    stages = len(hidden_dims) + 1 + (len(conv_channels) if branch == "conv" else 0)
+    layer = constructor_option(cls, options, depth)
+    if not 0 <= int(layer) < stages:
+        raise IncompatibleError(
+            f"fusion {cls.__name__}: fusion.{depth}={layer} is not one of its {stages} {branch} stages on dataset "
+            f"{spec.name} ({why}; hidden_dims {hidden_dims} + the output); set fusion.{depth} in "
+            f"[0, {stages - 1}], add fusion.hidden_dims, or give it image modalities of one shape (conv stages)"
+        )
