@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 import torch
@@ -231,9 +232,14 @@ def run_combination(row: Row, cache: Path, kind: str | None, encoder: str | None
 class Row:
     """One dataset x fusion: the composed config, the datamodule and one tiny training batch."""
 
-    def __init__(self, overrides: list[str], fusion: str, tmp_path: Path) -> None:
+    #: one datamodule per dataset label for the module (a fusion changes nothing in the data)
+    datamodules: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, label: str, overrides: list[str], fusion: str, tmp_path: Path) -> None:
         cfg = compose_train(overrides, tmp_path)
-        self.datamodule = instantiate(cfg.data)
+        if label not in self.datamodules:
+            self.datamodules[label] = instantiate(cfg.data)
+        self.datamodule = self.datamodules[label]
         self.spec = self.datamodule.spec
         extra = _fusion_overrides(fusion, self.spec)
         self.cfg = compose_train(overrides + extra, tmp_path) if extra else cfg
@@ -252,7 +258,7 @@ def _matrix(labels: list[str]) -> list:
 def _run_row(
     label: str, fusion: str, fixtures, cache: Path, tmp_path: Path, all_encoders: bool
 ) -> dict[str, str]:
-    row = Row([*fixtures(label), f"fusion={fusion}"], fusion, tmp_path)
+    row = Row(label, [*fixtures(label), f"fusion={fusion}"], fusion, tmp_path)
     variants = _encoder_variants(row.spec) if all_encoders else _encoder_variants(row.spec)[:1]
     results = {}
     for variant, kind, encoder in variants:
@@ -338,6 +344,9 @@ def test_declared_output_forms_match_the_built_encoders():
             VECTOR,
         ),
     ]
+    rnn = encoder_class("src.models.encoders.text.RNNEncoder")
+    assert rnn.kinds_for({}) == ("text", "sequence") and rnn.kinds_for({"vectors": None}) == ("sequence",)
+    assert encoder_class("src.models.encoders.text.MeanWordVectors").accepts_kinds == ("text", "sequence")
     for target, options, kind, shape, form in cases:
         cls = encoder_class(target)
         assert cls.output_form(kind, options) == form, (target, options)

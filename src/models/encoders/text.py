@@ -222,6 +222,8 @@ class MeanWordVectors(_WordVectorEncoder):
     reloaded from ``vectors``, whose sha256 is in ``provenance``).
     """
 
+    accepts_kinds = ("text", "sequence")  # texts, or embedded (B, T, D) sequences (masked mean)
+
     def __init__(
         self,
         input_shape: Sequence[int],
@@ -389,8 +391,8 @@ class RNNEncoder(_WordVectorEncoder):
 
     @classmethod
     def kinds_for(cls, options: Mapping[str, Any]) -> tuple[str, ...]:
-        """Raw texts through word vectors, or (``vectors: null``) a float sequence."""
-        return ("sequence",) if cls.option(options, "vectors") is None else ("text",)
+        """Raw texts through word vectors, or an embedded (B, T, D) sequence (``vectors: null``: only that)."""
+        return ("sequence",) if cls.option(options, "vectors") is None else ("text", "sequence")
 
     def __init__(
         self,
