@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 
 from src.errors import IncompatibleError
 from src.models.compat import check_compatible
-from src.models.encoders.base import MAP, SEQUENCE, VECTOR, encoder_class
+from src.models.encoders.base import MAP, SEQUENCE, VECTOR, constructor_option, encoder_class
 from src.models.losses import build_loss
 from src.models.model import build_model
 from src.precompute import PRECOMPUTE, encoder_specs, prepare_encoders
@@ -493,3 +493,18 @@ def test_cli_refuses_an_incompatible_pair_with_one_message(overrides, both_sides
     assert len(re.findall(both_sides, output)) == 1, output[-3000:]
     assert "Traceback" not in output
     assert not (tmp_path / "run" / "checkpoints").exists()  # refused before any training
+
+
+def test_constructor_options_fall_back_to_the_signature_defaults_along_the_bases():
+    class Base:
+        def __init__(self, hidden_dims=(128,), branch="auto"):
+            pass
+
+    class Child(Base):
+        def __init__(self, layer=2, **stage_options):
+            super().__init__(**stage_options)
+
+    assert constructor_option(Child, {}, "layer") == 2
+    assert constructor_option(Child, {}, "hidden_dims") == (128,)
+    assert constructor_option(Child, {"hidden_dims": [4]}, "hidden_dims") == [4]
+    assert constructor_option(Child, {}, "missing") is None

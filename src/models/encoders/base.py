@@ -47,11 +47,17 @@ class WeightsUnavailableError(FileNotFoundError):
 
 
 def constructor_option(cls: type, options: Mapping[str, Any], name: str) -> Any:
-    """The value of ``cls``'s constructor option ``name`` under ``options`` (its signature default if unset)."""
+    """The value of ``cls``'s constructor option ``name`` under ``options``: its signature default if
+    unset, looked up along the base classes for options a constructor passes on in ``**kwargs``."""
     if name in options:
         return options[name]
-    parameter = inspect.signature(cls.__init__).parameters.get(name)
-    return None if parameter is None or parameter.default is inspect.Parameter.empty else parameter.default
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        parameter = inspect.signature(klass.__init__).parameters.get(name)
+        if parameter is not None and parameter.default is not inspect.Parameter.empty:
+            return parameter.default
+    return None
 
 
 def freeze(module: nn.Module) -> None:
