@@ -128,6 +128,7 @@ def write_outputs(
                     rows,
                     gate_modalities,
                     f"{title}: {perturbation} on {perturbed}",
+                    quantity=rows[0]["quantity"],
                 )
             )
     from lightning.pytorch.loggers import WandbLogger
