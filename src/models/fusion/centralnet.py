@@ -26,40 +26,37 @@ unimodal predictions feed the multi-task loss loss_C + sum_k beta_k loss_k (Eq. 
 ``model.aux_loss_weight``, a number or a dict per modality).
 
 Stages are convolutional on images of one (C, H, W) shape and dense otherwise
-(:mod:`src.models.fusion.branches`); the configured ``head`` is not used, since the output layers
-belong to the central and unimodal networks.
+(:mod:`src.models.fusion.branches`); ``make_head`` (``model.head``) only gives the number of outputs,
+since the output layers belong to the central and unimodal networks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from src.models.fusion.base import Fusion, FusionOutput
+from src.models.fusion.base import FusionInputs, FusionOutput, Predictor
 from src.models.fusion.branches import InputAligner, build_stages, reshape_input, resolve_branch
-from src.models.fusion.common import check_task, to_logits, to_scores
-from src.tasks import MULTICLASS
+from src.models.heads import HeadFactory
+from src.tasks import MULTICLASS, TaskLink
 
 FORMS = ("eq1", "eq3", "eq3_per_depth")
 OUTPUTS = ("scores", "logits")
 
 
-class CentralNetFusion(Fusion):
+class CentralNetFusion(Predictor):
     """Unimodal networks, a central network fed by weighted sums at every depth, weighted output."""
 
     min_modalities = 2
-    context_args = ("task", "input_shapes")
 
     def __init__(
         self,
-        input_dims: Mapping[str, int],
-        num_outputs: int,
-        head: Mapping[str, Any],
-        task: str,
-        input_shapes: Mapping[str, Sequence[int]],
+        inputs: FusionInputs,
+        make_head: HeadFactory,
+        link: TaskLink,
         form: str = "eq3",
         output: str = "scores",
         branch: str = "auto",
@@ -69,14 +66,14 @@ class CentralNetFusion(Fusion):
         align: str = "pad",
         batch_norm: bool = True,
         dropout: float = 0.0,
-        modality_order: Sequence[str] | None = None,
     ) -> None:
-        super().__init__(input_dims, num_outputs, modality_order)
+        super().__init__(inputs, make_head, link)
+        num_outputs = self.num_outputs
+        input_shapes = inputs.shapes
         if form not in FORMS:
             raise ValueError(f"fusion.form={form!r}; expected one of {FORMS}")
         if output not in OUTPUTS:
             raise ValueError(f"fusion.output={output!r}; expected one of {OUTPUTS}")
-        self.task = check_task(task, "CentralNetFusion")
         self.form = form
         self.output = output
         self.branch = resolve_branch(branch, {m: input_shapes[m] for m in self.modalities})
@@ -126,12 +123,12 @@ class CentralNetFusion(Fusion):
         if self.output == "logits":
             return self.weighted_sum(depth, central, outputs)
         scores = self.weighted_sum(
-            depth, to_scores(central, self.task), [to_scores(o, self.task) for o in outputs]
+            depth, self.link.to_scores(central), [self.link.to_scores(o) for o in outputs]
         )
-        if self.task == MULTICLASS:  # learned alphas need not sum to 1: renormalise the distribution
+        if self.link.task == MULTICLASS:  # learned alphas need not sum to 1: renormalise the distribution
             scores = scores.clamp_min(0.0)
             scores = scores / scores.sum(-1, keepdim=True).clamp_min(torch.finfo(scores.dtype).tiny)
-        return to_logits(scores, self.task)
+        return self.link.to_logits(scores)
 
     def forward(self, features, masks=None) -> FusionOutput:
         hiddens = [reshape_input(features[m], self.shapes[m]) for m in self.modalities]

@@ -12,15 +12,13 @@ all streams share the model dimension).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from src.models.fusion.base import Fusion, FusionOutput
+from src.models.fusion.base import FusionInputs, FusionLayer, LayerOutput
 from src.models.fusion.gmu import GatedMultimodalUnit
-from src.models.heads import build_head
 
 PROJECTIONS = ("linear", "identity")
 
@@ -53,31 +51,28 @@ class FusionGatedUnit(GatedMultimodalUnit):
         return super().modality_terms(inputs) * projected
 
 
-class FGMUFusion(Fusion):
-    """An FGMU over the modality vectors, then the configured head; gates in ``interpret["gates"]``."""
+class FGMUFusion(FusionLayer):
+    """An FGMU over the modality vectors (the model's head follows); gates in ``interpret["gates"]``."""
 
     min_modalities = 2
 
     def __init__(
         self,
-        input_dims: Mapping[str, int],
-        num_outputs: int,
-        head: Mapping[str, Any],
+        inputs: FusionInputs,
         hidden_dim: int = 512,
         tied: bool = True,
         bias: bool = False,
         project: str = "linear",
         dropout: float = 0.0,
-        modality_order: Sequence[str] | None = None,
     ) -> None:
-        super().__init__(input_dims, num_outputs, modality_order)
+        super().__init__(inputs)
         dims = [self.input_dims[m] for m in self.modalities]
         self.fgmu = FusionGatedUnit(
             dims, hidden_dim, tied=tied and len(dims) == 2, bias=bias, project=project
         )
         self.dropout = nn.Dropout(dropout)
-        self.head = build_head(head, hidden_dim, num_outputs)
+        self.out_dim = hidden_dim
 
-    def forward(self, features, masks=None) -> FusionOutput:
+    def forward(self, features, masks=None) -> LayerOutput:
         fused, gates = self.fgmu([features[m] for m in self.modalities])
-        return FusionOutput(logits=self.head(self.dropout(fused)), interpret={"gates": gates})
+        return self.dropout(fused), {"gates": gates}

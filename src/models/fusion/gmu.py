@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from src.models.fusion.base import Fusion, FusionOutput
-from src.models.heads import build_head
+from src.models.fusion.base import FusionInputs, FusionLayer, LayerOutput
 
 
 class GatedMultimodalUnit(nn.Module):
@@ -52,23 +50,20 @@ class GatedMultimodalUnit(nn.Module):
         return (gates * self.modality_terms(inputs)).sum(dim=1), gates
 
 
-class GMUFusion(Fusion):
-    """``fusion=gmu``: a GMU over the modality vectors, then the configured head (MaxoutMLP in the paper)."""
+class GMUFusion(FusionLayer):
+    """``fusion=gmu``: a GMU over the modality vectors (the model's head follows: MaxoutMLP in the paper)."""
 
     min_modalities = 2
 
     def __init__(
         self,
-        input_dims: Mapping[str, int],
-        num_outputs: int,
-        head: Mapping[str, Any],
+        inputs: FusionInputs,
         hidden_dim: int = 512,
         tied: bool = True,
         bias: bool = False,
         dropout: float = 0.0,
-        modality_order: Sequence[str] | None = None,
     ) -> None:
-        super().__init__(input_dims, num_outputs, modality_order)
+        super().__init__(inputs)
         self.gmu = GatedMultimodalUnit(
             [self.input_dims[m] for m in self.modalities],
             hidden_dim,
@@ -76,8 +71,8 @@ class GMUFusion(Fusion):
             bias=bias,
         )
         self.dropout = nn.Dropout(dropout)
-        self.head = build_head(head, hidden_dim, num_outputs)
+        self.out_dim = hidden_dim
 
-    def forward(self, features, masks=None) -> FusionOutput:
+    def forward(self, features, masks=None) -> LayerOutput:
         fused, gates = self.gmu([features[m] for m in self.modalities])
-        return FusionOutput(logits=self.head(self.dropout(fused)), interpret={"gates": gates})
+        return self.dropout(fused), {"gates": gates}

@@ -12,32 +12,29 @@ CentralNet (``fusion.align``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from src.models.fusion.base import Fusion, FusionOutput
+from src.models.fusion.base import FusionInputs, FusionOutput, Predictor
 from src.models.fusion.branches import InputAligner, build_stages, reshape_input, resolve_branch
-from src.models.fusion.common import check_task, to_logits, to_scores
+from src.models.heads import HeadFactory
+from src.tasks import TaskLink
 
 OPS = ("sum", "subtract", "product")
 
 
-class LayerFusion(Fusion):
+class LayerFusion(Predictor):
     """Modality networks merged at depth ``layer`` by ``op``; optional ensemble with the unimodal outputs."""
 
     min_modalities = 2
-    context_args = ("task", "input_shapes")
 
     def __init__(
         self,
-        input_dims: Mapping[str, int],
-        num_outputs: int,
-        head: Mapping[str, Any],
-        task: str,
-        input_shapes: Mapping[str, Sequence[int]],
+        inputs: FusionInputs,
+        make_head: HeadFactory,
+        link: TaskLink,
         layer: int = 2,
         op: str = "sum",
         ensemble: bool = False,
@@ -48,14 +45,14 @@ class LayerFusion(Fusion):
         align: str = "pad",
         batch_norm: bool = True,
         dropout: float = 0.0,
-        modality_order: Sequence[str] | None = None,
     ) -> None:
-        super().__init__(input_dims, num_outputs, modality_order)
+        super().__init__(inputs, make_head, link)
+        num_outputs = self.num_outputs
+        input_shapes = inputs.shapes
         if op not in OPS:
             raise ValueError(f"fusion.op={op!r}; expected one of {OPS}")
         if op == "subtract" and len(self.modalities) != 2:
             raise ValueError(f"fusion.op=subtract takes exactly 2 modalities, got {self.modalities}")
-        self.task = check_task(task, "LayerFusion")
         self.op = op
         self.ensemble = ensemble
         self.branch = resolve_branch(branch, {m: input_shapes[m] for m in self.modalities})
@@ -110,6 +107,6 @@ class LayerFusion(Fusion):
                 h = stage(h)
             unimodal[m] = h
         scores = torch.stack(
-            [to_scores(merged, self.task)] + [to_scores(unimodal[m], self.task) for m in self.modalities]
+            [self.link.to_scores(merged)] + [self.link.to_scores(unimodal[m]) for m in self.modalities]
         )
-        return FusionOutput(logits=to_logits(scores.mean(0), self.task), aux_logits=unimodal)
+        return FusionOutput(logits=self.link.to_logits(scores.mean(0)), aux_logits=unimodal)
