@@ -111,6 +111,7 @@ def test_eval_and_resume_refuse_a_checkpoint_that_would_write_a_file(trained, tm
 GMU = {"_target_": "src.models.fusion.gmu.GMUFusion", "hidden_dim": 6}
 MODDROP = {"_target_": "src.models.fusion.concat.ConcatFusion", "moddrop_p": 0.25}
 UNIMODAL = {"_target_": "src.models.fusion.unimodal.UnimodalFusion", "modality": "a"}
+FGMU = {"_target_": "src.models.fusion.fgmu.FGMUFusion", "hidden_dim": 6}
 
 
 def _module(seed: int, fusion: dict | None = None):
@@ -132,16 +133,18 @@ def _module(seed: int, fusion: dict | None = None):
 def _old_key(key: str, layout: str, fusion: dict) -> str:
     """Today's state-dict ``key`` as the layout wrote it: ``main`` (6bb1695: ``encoders.*``, ``fusion.*``,
     the head inside the fusion, ModDrop's fusion in ``fusion.inner``) or ``integrate`` (the same under
-    ``model.``)."""
+    ``model.``); FGMU's unit was ``fusion.fgmu``."""
     if key.startswith("model.head."):  # a fusion layer's head lived in the fusion
         key = "model.fusion.head." + key.removeprefix("model.head.")
     if fusion is MODDROP and key.startswith("model.fusion."):
         key = "model.fusion.inner." + key.removeprefix("model.fusion.")
+    if fusion is FGMU and key.startswith("model.fusion.gmu."):  # FGMUFusion's unit was ``fgmu``
+        key = "model.fusion.fgmu." + key.removeprefix("model.fusion.gmu.")
     return key.removeprefix("model.") if layout == "main" else key
 
 
 @pytest.mark.parametrize("layout", ["main", "integrate"])
-@pytest.mark.parametrize("fusion", [GMU, MODDROP, UNIMODAL], ids=["gmu", "moddrop", "unimodal"])
+@pytest.mark.parametrize("fusion", [GMU, FGMU, MODDROP, UNIMODAL], ids=["gmu", "fgmu", "moddrop", "unimodal"])
 def test_checkpoints_of_earlier_layouts_load_with_equal_outputs(layout, fusion):
     """Checkpoints written before the plain model (``encoders.*`` / ``fusion.*``) and before the head
     left the fusion (``model.fusion.head.*``, ModDrop's ``model.fusion.inner.*``) are renamed on load; a

@@ -58,11 +58,18 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def unknown_options(target: str, options: dict, also: tuple[str, ...] = ()) -> list[str]:
-    """Keys of ``options`` that ``target``'s constructor does not take (none when it takes **kwargs)."""
-    params = inspect.signature(get_class(target)).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return []
-    return sorted(set(options) - set(params) - {"_target_", *also})
+    """Keys of ``options`` that ``target``'s constructor does not take. A constructor that passes
+    **kwargs on to its base class's also takes the base's options (none are checked when the chain
+    ends in **kwargs)."""
+    names: set[str] = set()
+    for cls in get_class(target).__mro__:
+        if "__init__" not in vars(cls):
+            continue
+        params = inspect.signature(cls.__init__).parameters
+        names |= set(params)
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            return sorted(set(options) - names - {"_target_", *also})
+    return []
 
 
 @pytest.mark.parametrize(("experiment", "row"), PAIRS, ids=[f"{e}:{r.split('/')[1]}" for e, r in PAIRS])

@@ -42,11 +42,13 @@ LEGACY_PREFIXES: tuple[tuple[str, str], ...] = (
 
 
 #: submodules that moved when fusions became fusion layers + a head (old prefix -> new): the ModDrop
-#: wrapper's ``inner`` fusion is the fusion itself, and a fusion layer's head is the model's. Only
+#: wrapper's ``inner`` fusion is the fusion itself, a fusion layer's head is the model's, FGMU's unit
+#: is named as the GMU's. Only
 #: applied where the module has the new key and lacks the old one (a predictor keeps its ``head``).
 MOVED_PREFIXES: tuple[tuple[str, str], ...] = (
     ("model.fusion.inner.", "model.fusion."),
     ("model.fusion.head.", "model.head."),
+    ("model.fusion.fgmu.", "model.fusion.gmu."),  # FGMUFusion is GMUFusion with the FGMU unit
 )
 
 

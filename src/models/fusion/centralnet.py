@@ -38,8 +38,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from src.models.fusion.base import FusionInputs, FusionOutput, Predictor
-from src.models.fusion.branches import InputAligner, build_stages, reshape_input, resolve_branch
+from src.models.fusion.base import FusionInputs, FusionOutput
+from src.models.fusion.branches import StagedPredictor, reshape_input
 from src.models.heads import HeadFactory
 from src.tasks import MULTICLASS, TaskLink
 
@@ -47,10 +47,11 @@ FORMS = ("eq1", "eq3", "eq3_per_depth")
 OUTPUTS = ("scores", "logits")
 
 
-class CentralNetFusion(Predictor):
-    """Unimodal networks, a central network fed by weighted sums at every depth, weighted output."""
+class CentralNetFusion(StagedPredictor):
+    """Unimodal networks, a central network fed by weighted sums at every depth, weighted output.
 
-    min_modalities = 2
+    ``stage_options``: the stages' options (:class:`~src.models.fusion.branches.StagedPredictor`).
+    """
 
     def __init__(
         self,
@@ -59,40 +60,18 @@ class CentralNetFusion(Predictor):
         link: TaskLink,
         form: str = "eq3",
         output: str = "scores",
-        branch: str = "auto",
-        conv_channels: Sequence[int] = (16, 32),
-        conv_kernel: int = 3,
-        hidden_dims: Sequence[int] = (128,),
-        align: str = "pad",
-        batch_norm: bool = True,
-        dropout: float = 0.0,
+        **stage_options: Any,
     ) -> None:
-        super().__init__(inputs, make_head, link)
-        num_outputs = self.num_outputs
-        input_shapes = inputs.shapes
+        super().__init__(inputs, make_head, link, **stage_options)
         if form not in FORMS:
             raise ValueError(f"fusion.form={form!r}; expected one of {FORMS}")
         if output not in OUTPUTS:
             raise ValueError(f"fusion.output={output!r}; expected one of {OUTPUTS}")
         self.form = form
         self.output = output
-        self.branch = resolve_branch(branch, {m: input_shapes[m] for m in self.modalities})
-        self.shapes = {
-            m: tuple(input_shapes[m]) if self.branch == "conv" else (self.input_dims[m],)
-            for m in self.modalities
-        }
-        options = {
-            "conv_channels": conv_channels,
-            "conv_kernel": conv_kernel,
-            "hidden_dims": hidden_dims,
-            "batch_norm": batch_norm,
-            "dropout": dropout,
-        }
-        self.unimodal = nn.ModuleDict()
-        for m in self.modalities:
-            self.unimodal[m], _ = build_stages(self.shapes[m], out_dim=num_outputs, **options)
-        self.align = InputAligner(self.shapes, align)
-        self.central, _ = build_stages(self.align.shape, out_dim=num_outputs, **options)
+        self.unimodal = nn.ModuleDict({m: self.stages(self.shapes[m]) for m in self.modalities})
+        self.align = self.aligner()
+        self.central = self.stages(self.align.shape)
         n = len(self.modalities)
         depths = len(self.central) + 1  # a sum before every central stage, and one over the outputs
         # alphas[d][0] weighs the central state (unused at depth 0), alphas[d][1 + k] modality k.

@@ -13,12 +13,13 @@ all streams share the model dimension).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-from src.models.fusion.base import FusionInputs, FusionLayer, LayerOutput
-from src.models.fusion.gmu import GatedMultimodalUnit
+from src.models.fusion.base import FusionInputs
+from src.models.fusion.gmu import GatedMultimodalUnit, GMUFusion
 
 PROJECTIONS = ("linear", "identity")
 
@@ -51,28 +52,11 @@ class FusionGatedUnit(GatedMultimodalUnit):
         return super().modality_terms(inputs) * projected
 
 
-class FGMUFusion(FusionLayer):
-    """An FGMU over the modality vectors (the model's head follows); gates in ``interpret["gates"]``."""
+class FGMUFusion(GMUFusion):
+    """``fusion=fgmu``: :class:`~src.models.fusion.gmu.GMUFusion` with the FGMU unit (the model's head
+    follows); gates in ``interpret["gates"]``. ``gmu_options``: GMUFusion's (hidden_dim, tied, bias, dropout)."""
 
-    min_modalities = 2
+    unit_cls = FusionGatedUnit
 
-    def __init__(
-        self,
-        inputs: FusionInputs,
-        hidden_dim: int = 512,
-        tied: bool = True,
-        bias: bool = False,
-        project: str = "linear",
-        dropout: float = 0.0,
-    ) -> None:
-        super().__init__(inputs)
-        dims = [self.input_dims[m] for m in self.modalities]
-        self.fgmu = FusionGatedUnit(
-            dims, hidden_dim, tied=tied and len(dims) == 2, bias=bias, project=project
-        )
-        self.dropout = nn.Dropout(dropout)
-        self.out_dim = hidden_dim
-
-    def forward(self, features, masks=None) -> LayerOutput:
-        fused, gates = self.fgmu([features[m] for m in self.modalities])
-        return self.dropout(fused), {"gates": gates}
+    def __init__(self, inputs: FusionInputs, project: str = "linear", **gmu_options: Any) -> None:
+        super().__init__(inputs, project=project, **gmu_options)

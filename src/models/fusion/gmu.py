@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -54,6 +55,8 @@ class GMUFusion(FusionLayer):
     """``fusion=gmu``: a GMU over the modality vectors (the model's head follows: MaxoutMLP in the paper)."""
 
     min_modalities = 2
+    #: the unit over the modality vectors (``fusion=fgmu`` swaps in the FGMU); ``unit_options`` go to it
+    unit_cls: type[GatedMultimodalUnit] = GatedMultimodalUnit
 
     def __init__(
         self,
@@ -62,13 +65,15 @@ class GMUFusion(FusionLayer):
         tied: bool = True,
         bias: bool = False,
         dropout: float = 0.0,
+        **unit_options: Any,
     ) -> None:
         super().__init__(inputs)
-        self.gmu = GatedMultimodalUnit(
+        self.gmu = self.unit_cls(
             [self.input_dims[m] for m in self.modalities],
             hidden_dim,
             tied=tied and len(self.modalities) == 2,
             bias=bias,
+            **unit_options,
         )
         self.dropout = nn.Dropout(dropout)
         self.out_dim = hidden_dim

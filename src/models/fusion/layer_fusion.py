@@ -13,22 +13,24 @@ CentralNet (``fusion.align``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-from src.models.fusion.base import FusionInputs, FusionOutput, Predictor
-from src.models.fusion.branches import InputAligner, build_stages, reshape_input, resolve_branch
+from src.models.fusion.base import FusionInputs, FusionOutput
+from src.models.fusion.branches import StagedPredictor, reshape_input
 from src.models.heads import HeadFactory
 from src.tasks import TaskLink
 
 OPS = ("sum", "subtract", "product")
 
 
-class LayerFusion(Predictor):
-    """Modality networks merged at depth ``layer`` by ``op``; optional ensemble with the unimodal outputs."""
+class LayerFusion(StagedPredictor):
+    """Modality networks merged at depth ``layer`` by ``op``; optional ensemble with the unimodal outputs.
 
-    min_modalities = 2
+    ``stage_options``: the stages' options (:class:`~src.models.fusion.branches.StagedPredictor`).
+    """
 
     def __init__(
         self,
@@ -38,37 +40,17 @@ class LayerFusion(Predictor):
         layer: int = 2,
         op: str = "sum",
         ensemble: bool = False,
-        branch: str = "auto",
-        conv_channels: Sequence[int] = (16, 32),
-        conv_kernel: int = 3,
-        hidden_dims: Sequence[int] = (128,),
-        align: str = "pad",
-        batch_norm: bool = True,
-        dropout: float = 0.0,
+        **stage_options: Any,
     ) -> None:
-        super().__init__(inputs, make_head, link)
-        num_outputs = self.num_outputs
-        input_shapes = inputs.shapes
+        super().__init__(inputs, make_head, link, **stage_options)
         if op not in OPS:
             raise ValueError(f"fusion.op={op!r}; expected one of {OPS}")
         if op == "subtract" and len(self.modalities) != 2:
             raise ValueError(f"fusion.op=subtract takes exactly 2 modalities, got {self.modalities}")
         self.op = op
         self.ensemble = ensemble
-        self.branch = resolve_branch(branch, {m: input_shapes[m] for m in self.modalities})
-        self.shapes = {
-            m: tuple(input_shapes[m]) if self.branch == "conv" else (self.input_dims[m],)
-            for m in self.modalities
-        }
-        self.align = InputAligner(self.shapes, align)
-        options = {
-            "conv_channels": conv_channels,
-            "conv_kernel": conv_kernel,
-            "hidden_dims": hidden_dims,
-            "batch_norm": batch_norm,
-            "dropout": dropout,
-        }
-        fused_stages, _ = build_stages(self.align.shape, out_dim=num_outputs, **options)
+        self.align = self.aligner()
+        fused_stages = self.stages(self.align.shape)
         if not 0 <= layer < len(fused_stages):
             raise ValueError(
                 f"fusion.layer={layer} must be in [0, {len(fused_stages) - 1}] for these {len(fused_stages)} stages"
@@ -77,7 +59,7 @@ class LayerFusion(Predictor):
         self.fused = fused_stages[layer:]
         self.unimodal = nn.ModuleDict()
         for m in self.modalities:
-            stages, _ = build_stages(self.shapes[m], out_dim=num_outputs, **options)
+            stages = self.stages(self.shapes[m])
             self.unimodal[m] = stages if ensemble else stages[:layer]
 
     def merge(self, hiddens: Sequence[torch.Tensor]) -> torch.Tensor:
