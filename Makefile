@@ -34,6 +34,9 @@ bench: ## Benchmarks (speed and memory targets); results in bench_out/
 reproduce-cpu: ## Regenerate docs/results/ on CPU (synthetic, CentralNet digits/MNIST/avMNIST; about 1.5 h on 2 cores)
 	PY=$(BIN)/python bash scripts/reproduce_cpu.sh
 
+robustness-cpu: ## Robustness sweeps of the reproduce-cpu checkpoints (CentralNet Tables 2 and 4) into docs/results/robustness_*
+	PY=$(BIN)/python bash scripts/robustness_cpu.sh
+
 reproduce-gpu: ## CentralNet Tables 2 and 4 at the paper's protocol on one GPU (REPRO_TINY=1: CPU dry run in minutes)
 	PY=$(BIN)/python bash scripts/reproduce_gpu.sh
 
@@ -54,4 +57,4 @@ clean: ## Remove logs, caches and benchmark outputs
 	rm -rf logs outputs multirun bench_out gpu_check_out .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-.PHONY: help install train test test-slow test-all bench reproduce-cpu reproduce-gpu gpu-check device-wheels lint format clean
+.PHONY: help install train test test-slow test-all bench reproduce-cpu robustness-cpu reproduce-gpu gpu-check device-wheels lint format clean

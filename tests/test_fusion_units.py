@@ -249,6 +249,30 @@ def test_centralnet_hand_set_alphas_reproduce_eq1():
     assert rows[1] == pytest.approx({"depth": 1, "central": 0.5, "a": 0.3, "b": 0.2})
 
 
+def test_centralnet_branch_contributions_are_alpha_weighted_shares_per_depth():
+    """interpret["branch_contributions"] (B, K, depths): |alpha_k| mean|h_k| over the modalities at
+    every sum, recomputed from the hand-set alphas and the stages' own hidden states."""
+    net = _dense_centralnet(form="eq3", output="logits")
+    with torch.no_grad():
+        net.alphas.copy_(torch.tensor(HAND_SET_ALPHAS))
+        net.modality_scale.fill_(2.0)  # scales every modality alike: no effect on the shares
+    xa, xb = torch.tensor([[1.0, 1.0], [0.0, 0.0]]), torch.tensor([[3.0, 3.0, 3.0], [1.0, -1.0, 1.0]])
+    shares = net({"a": xa, "b": xb}).interpret["branch_contributions"]
+    assert shares.shape == (2, 2, 3)
+    # depth 0: a padded to [1, 1, 0] (mean |.| 2/3) against b (3), alphas 0.2 and 0.8
+    assert shares[0, :, 0].tolist() == pytest.approx(
+        [0.2 * 2 / 3 / (0.2 * 2 / 3 + 0.8 * 3), 2.4 / (0.2 * 2 / 3 + 2.4)]
+    )
+    assert shares[1, :, 0].tolist() == pytest.approx([0.0, 1.0])  # a missing (zeros) contributes nothing
+    ha, hb = net.unimodal["a"][0](xa), net.unimodal["b"][0](xb)
+    oa, ob = net.unimodal["a"][1](ha), net.unimodal["b"][1](hb)
+    for depth, (alpha_a, alpha_b), (ta, tb) in ((1, (0.3, 0.2), (ha, hb)), (2, (0.6, 0.3), (oa, ob))):
+        size_a, size_b = alpha_a * ta.abs().mean(1), alpha_b * tb.abs().mean(1)
+        expected = torch.stack([size_a, size_b], 1) / (size_a + size_b).unsqueeze(1)
+        assert torch.allclose(shares[..., depth], expected, atol=1e-6)
+    assert torch.allclose(shares.sum(1), torch.ones(2, 3))
+
+
 def test_centralnet_eq3_has_one_alpha_modalities_for_every_depth():
     """Eq. 3 writes alpha_modalities without a layer index: one scalar scales the modality sum at
     every depth (eq3_per_depth keeps one per depth)."""

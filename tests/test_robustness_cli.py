@@ -112,6 +112,25 @@ def test_multirun_over_methods_then_the_report(digits: dict[str, Path], tmp_path
     assert (out / "gates_GMUFusion_view1_missing_zeros.png").is_file()
 
 
+@pytest.mark.slow  # ~1 min idle: a CentralNet fit and a sweep
+def test_centralnet_branch_contributions_under_a_missing_modality(tmp_path: Path):
+    """CentralNet exports per-sample branch contributions instead of gates; zeroing view1 takes its
+    share of the first weighted sum to 0, so its mean share over the depths falls."""
+    train(compose_train([*QUICK, "fusion=centralnet"], tmp_path / "run"))
+    out = tmp_path / "sweep"
+    cli.robustness(
+        robustness_cfg(
+            best_checkpoint(tmp_path / "run"), out, "robustness=missing", "robustness.modalities=[view1]"
+        )
+    )
+    gates = pd.read_csv(out / "robustness_gates.csv")
+    assert set(gates["quantity"]) == {"branch_contributions"}
+    overall = gates[(gates["group"] == "all") & (gates["perturbation"] == "missing_zeros")].set_index("level")
+    assert np.allclose(overall["view1"] + overall["view2"], 1.0)
+    assert overall.loc[1.0, "view1"] < overall.loc[0.0, "view1"]
+    assert (out / "gates_view1_missing_zeros.png").is_file()
+
+
 def test_bad_requests_are_named_before_any_work(digits: dict[str, Path], tmp_path: Path, monkeypatch, caplog):
     def no_work(*args, **kwargs):
         raise AssertionError("data or model loaded before the plan was checked")

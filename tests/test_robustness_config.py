@@ -77,6 +77,17 @@ def test_an_unrequested_modality_without_a_perturbation_is_listed_not_dropped():
     assert {item.modality for item in plan.items} == {"image"}
 
 
+def test_a_modality_the_model_does_not_read_is_listed_unless_requested():
+    """A unimodal baseline's other modality has a flat curve by construction: not swept by default."""
+    kinds, unread = {"image": "image", "audio": "audio"}, {"audio": "the unimodal model reads only image"}
+    plan = plan_sweep(compose_robustness("+robustness=quick"), kinds, unread)
+    assert {item.modality for item in plan.items} == {"image"} and plan.not_swept == unread
+    asked = plan_sweep(
+        compose_robustness("+robustness=quick", "robustness.modalities=[audio]"), kinds, unread
+    )
+    assert {item.modality for item in asked.items} == {"audio"} and asked.not_swept == {}
+
+
 GOOD = {"modalities": None, "seeds": [0, 1], "perturbations": {"image": {"blur": [0, 1.0]}}}
 
 

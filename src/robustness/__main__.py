@@ -70,7 +70,10 @@ def checkpoint_plan(ckpt_path: Path, robustness: Any) -> tuple[dict[str, Any], S
             f"{ckpt_path}: its hyper_parameters name no modalities/task (not written by src.train)"
         )
     kinds = {m: str(spec["kind"]) for m, spec in modalities.items()}
-    return hparams, plan_sweep(robustness, kinds)
+    fusion = hparams.get("fusion") or {}
+    read = fusion.get("modality") if str(fusion.get("_target_", "")).endswith(".UnimodalFusion") else None
+    unread = {m: f"the unimodal model reads only {read}" for m in kinds if read and m != read}
+    return hparams, plan_sweep(robustness, kinds, unread)
 
 
 def describe_run(run_config: dict[str, Any], hparams: dict[str, Any]) -> dict[str, Any]:
@@ -128,6 +131,7 @@ def write_outputs(
                     rows,
                     gate_modalities,
                     f"{title}: {perturbation} on {perturbed}",
+                    quantity=rows[0]["quantity"],
                 )
             )
     from lightning.pytorch.loggers import WandbLogger

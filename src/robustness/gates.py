@@ -4,7 +4,9 @@ The question (issue 18): as one modality degrades, does a gated fusion move its 
 clean one? The GMU (Arevalo et al. 2017, Eq. 3-5) claims its gates "learn to decide how modalities
 influence the activation"; its gates are input-driven, so a corruption the model never saw in
 training may move them either way. These functions turn the gates a fusion exports
-(``interpret["gates"]``, (N, K, H) for GMU, FGMU, MoE and BPMuLT) at every level into table rows
+(``interpret["gates"]``, (N, K, H) for GMU, FGMU, MoE and BPMuLT; CentralNet, whose alphas are
+per-layer constants, exports per-sample ``interpret["branch_contributions"]`` (N, K, depths) instead)
+at every level into table rows
 (overall, per true class and per predicted class) and a plot; the mean of sample n's gate for
 modality k is taken over its H units, as in the gate shares of ``src/interpret.py``.
 """
@@ -18,6 +20,14 @@ from typing import Any
 import numpy as np
 
 from src.robustness.results import level_axis
+
+#: per-sample modality weights a fusion may export, and what the tables and plots call their mean
+GATE_QUANTITIES: dict[str, str] = {"gates": "mean gate", "branch_contributions": "mean branch contribution"}
+
+
+def exported_quantity(interpret: Mapping[str, Any]) -> str | None:
+    """The key of :data:`GATE_QUANTITIES` that ``interpret`` holds (the first one), else None."""
+    return next((key for key in GATE_QUANTITIES if interpret.get(key) is not None), None)
 
 
 def per_modality(gates: np.ndarray, n_modalities: int) -> np.ndarray:
@@ -103,9 +113,14 @@ def mean_gate_rows(
 
 
 def plot_mean_gates(
-    path: Path, rows: Sequence[Mapping[str, Any]], modalities: Sequence[str], title: str = ""
+    path: Path,
+    rows: Sequence[Mapping[str, Any]],
+    modalities: Sequence[str],
+    title: str = "",
+    quantity: str = "gates",
 ) -> Path:
-    """Mean gate vs level (the ``group="all"`` rows), one line per modality."""
+    """Mean gate (or the :data:`GATE_QUANTITIES` ``quantity``) vs level (the ``group="all"`` rows),
+    one line per modality."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -119,7 +134,7 @@ def plot_mean_gates(
     for modality in modalities:
         ax.plot(x, [r[modality] for r in overall], marker="o", label=modality)
     ax.set_xlabel("level")
-    ax.set_ylabel("mean gate")
+    ax.set_ylabel(GATE_QUANTITIES[quantity])
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")

@@ -125,8 +125,14 @@ def validate_config(config: Any) -> dict[str, dict[str, tuple[float, ...]]]:
     return resolved
 
 
-def plan_sweep(config: Any, modality_kinds: Mapping[str, str]) -> SweepPlan:
+def plan_sweep(
+    config: Any, modality_kinds: Mapping[str, str], unread: Mapping[str, str] | None = None
+) -> SweepPlan:
     """The curves of ``config`` for a checkpoint whose modalities have the given kinds (in its order).
+
+    ``unread`` ({modality: why}) names modalities the model ignores (a unimodal baseline's other
+    modalities): with ``modalities: null`` they are not swept (their curves are flat by construction)
+    and are listed in ``not_swept``; a request naming one still sweeps it.
 
     Raises :class:`RobustnessConfigError` for a requested modality the checkpoint does not have, a
     requested modality no perturbation of the option applies to, or an option that sweeps nothing.
@@ -146,9 +152,10 @@ def plan_sweep(config: Any, modality_kinds: Mapping[str, str]) -> SweepPlan:
             raise RobustnessConfigError(
                 f"robustness.modalities: {unknown} not among the checkpoint's modalities {list(modality_kinds)}"
             )
-    chosen = list(requested) if requested is not None else list(modality_kinds)
+    unread = dict(unread or {}) if requested is None else {}
+    chosen = list(requested) if requested is not None else [m for m in modality_kinds if m not in unread]
     items: list[SweepItem] = []
-    not_swept: dict[str, str] = {}
+    not_swept: dict[str, str] = dict(unread)
     for modality in chosen:
         kind = modality_kinds[modality]
         entries = per_kind.get(kind, {})

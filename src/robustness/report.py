@@ -30,7 +30,7 @@ import numpy as np
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from src.robustness.gates import plot_mean_gates
+from src.robustness.gates import GATE_QUANTITIES, plot_mean_gates
 from src.robustness.perturbations import PERTURBATIONS, snr_db
 from src.robustness.results import CurvePoint, level_axis, read_json, summary_rows, write_csv_rows
 
@@ -174,8 +174,10 @@ def gate_summary(runs: Sequence[SweptRun]) -> list[dict[str, Any]]:
     grouped: dict[tuple, dict[str, list[float]]] = {}
     checkpoints: dict[tuple, set[str]] = {}
     modalities: dict[str, list[str]] = {}
+    quantities: dict[str, str] = {}
     for run in runs:
         names = list(run.meta.get("gate_modalities") or [])
+        quantities[run.method] = run.gates[0].get("quantity", "gates") if run.gates else "gates"
         modalities[run.method] = names
         for row in run.gates:
             key = (
@@ -202,6 +204,7 @@ def gate_summary(runs: Sequence[SweptRun]) -> list[dict[str, Any]]:
             "group": group,
             "class": name,
             "n_checkpoints": len(checkpoints[key]),
+            "quantity": quantities[method],
         }
         row.update({m: float(np.mean(v)) if v else math.nan for m, v in values.items()})
         out.append(row)
@@ -249,7 +252,7 @@ def to_markdown(
 def gate_markdown(gates: Sequence[dict[str, Any]]) -> list[str]:
     """Per method and curve: the overall mean gate of every modality per level, and the mean gate on the
     perturbed modality per true class and level."""
-    lines = ["", "### Mean gates under perturbation", ""]
+    lines = ["", "### Mean gates (and CentralNet's branch contributions) under perturbation", ""]
     curves = dict.fromkeys((g["method"], g["perturbed"], g["perturbation"]) for g in gates)
     for method, perturbed, perturbation in curves:
         rows = [
@@ -258,11 +261,12 @@ def gate_markdown(gates: Sequence[dict[str, Any]]) -> list[str]:
             if (g["method"], g["perturbed"], g["perturbation"]) == (method, perturbed, perturbation)
         ]
         overall = sorted((g for g in rows if g["group"] == "all"), key=lambda g: g["level"])
-        skip = {"method", "perturbed", "perturbation", "level", "group", "class", "n_checkpoints"}
+        skip = {"method", "perturbed", "perturbation", "level", "group", "class", "n_checkpoints", "quantity"}
+        label = GATE_QUANTITIES[overall[0]["quantity"]]
         modalities = [k for k in overall[0] if k not in skip]
         levels = [g["level"] for g in overall]
         lines += [
-            f"**{method}, {perturbation} on {perturbed}** ({overall[0]['n_checkpoints']} checkpoints): mean gate",
+            f"**{method}, {perturbation} on {perturbed}** ({overall[0]['n_checkpoints']} checkpoints): {label}",
             "",
             "| gate on | " + " | ".join(level_label(perturbation, v) for v in levels) + " |",
             "|---|" + "---|" * len(levels),
@@ -351,6 +355,7 @@ def write_report(
                     rows,
                     modalities[method],
                     f"{method}: {perturbation} on {perturbed}",
+                    quantity=rows[0]["quantity"],
                 )
         plot_methods(out, table, metric)
     return markdown

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 
 from src.errors import ConfigError
 from src.metrics import MULTICLASS, MULTILABEL, REGRESSION, compute_metrics
-from src.robustness.gates import mean_gate_rows
+from src.robustness.gates import exported_quantity, mean_gate_rows
 from src.robustness.perturbations import PERTURBATIONS, MeanAccumulator, perturb_batch
 from src.robustness.plan import SweepPlan
 from src.robustness.results import CurvePoint
@@ -165,7 +165,8 @@ def sweep(
     log: Callable[[str], None] = print,
 ) -> SweepResult:
     """Every curve of ``plan`` for every perturbation seed: level 0 is the one clean pass (shared by
-    all curves), each other level one perturbed pass. Gates (``interpret["gates"]``) are averaged per
+    all curves), each other level one perturbed pass. Gates (``interpret["gates"]``, or CentralNet's
+    ``interpret["branch_contributions"]``: :data:`src.robustness.gates.GATE_QUANTITIES`) are averaged per
     modality at every level, overall, per true and per predicted class. ``required_metric`` missing
     from the clean pass's metrics is a :class:`ConfigError` before any perturbed pass."""
     started = time.perf_counter()
@@ -187,7 +188,8 @@ def sweep(
     gate_modalities = list(getattr(fusion, "modalities", []))
     class_names = list(model.hparams.get("class_names") or [])
     labels = clean.targets if model.hparams.task != REGRESSION else None
-    has_gates = "gates" in clean.interpret and bool(gate_modalities)
+    quantity = exported_quantity(clean.interpret)
+    has_gates = quantity is not None and bool(gate_modalities)
 
     points: list[CurvePoint] = []
     gate_rows: list[dict[str, Any]] = []
@@ -195,7 +197,7 @@ def sweep(
     for item in plan.items:
         for seed in plan.seeds:
             points.append(CurvePoint(item.modality, item.perturbation, 0.0, seed, clean_metrics))
-            gates = {0.0: clean.interpret.get("gates")}
+            gates = {0.0: clean.interpret.get(quantity)}
             predicted = {0.0: predictions(model, clean)}
             for level in item.levels[1:]:
 
@@ -216,7 +218,7 @@ def sweep(
                 n_passes += 1
                 metrics = score(model, gathered)
                 points.append(CurvePoint(item.modality, item.perturbation, float(level), seed, metrics))
-                gates[float(level)] = gathered.interpret.get("gates")
+                gates[float(level)] = gathered.interpret.get(quantity)
                 predicted[float(level)] = predictions(model, gathered)
                 log(f"{item.modality} {item.perturbation} level {level:g} seed {seed}: {metrics}")
             if has_gates:
@@ -226,13 +228,23 @@ def sweep(
                     class_names if labels is not None else (),
                     labels,
                     predicted if labels is not None else None,
-                    context={"perturbed": item.modality, "perturbation": item.perturbation, "seed": seed},
+                    context={
+                        "quantity": quantity,
+                        "perturbed": item.modality,
+                        "perturbation": item.perturbation,
+                        "seed": seed,
+                    },
                 )
                 gate_rows += latent_gate_rows(
                     gates,
                     gate_modalities,
                     clean.latents,
-                    {"perturbed": item.modality, "perturbation": item.perturbation, "seed": seed},
+                    {
+                        "quantity": quantity,
+                        "perturbed": item.modality,
+                        "perturbation": item.perturbation,
+                        "seed": seed,
+                    },
                 )
     seconds["total"] = time.perf_counter() - started
     return SweepResult(points, gate_rows, clean_metrics, len(clean.index), n_passes, seconds)

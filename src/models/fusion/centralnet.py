@@ -25,6 +25,12 @@ for multiclass, is the predicted distribution; ``logits`` sums the outputs befor
 unimodal predictions feed the multi-task loss loss_C + sum_k beta_k loss_k (Eq. 2; beta =
 ``model.aux_loss_weight``, a number or a dict per modality).
 
+Per sample, ``interpret["branch_contributions"]`` (B, K, depths) is the share of modality k in the
+modality part of every weighted sum (the alphas are per-layer constants, the branches' hidden states
+are not): |alpha_k(i)| mean|h_k(i)| / sum_j |alpha_j(i)| mean|h_j(i)|, the last depth over the
+unimodal predictions as the output sum combines them. Ours (the paper reports only the alphas): it
+lets the robustness sweep ask whether the sum leans away from a degraded modality.
+
 Stages are convolutional on images of one (C, H, W) shape and dense otherwise
 (:mod:`src.models.fusion.branches`); ``make_head`` (``model.head``) only gives the number of outputs,
 since the output layers belong to the central and unimodal networks.
@@ -92,6 +98,13 @@ class CentralNetFusion(StagedPredictor):
             modal = self.scale(depth) * modal
         return modal if central is None else alphas[0] * central + modal
 
+    def modality_shares(self, depth: int, hiddens: Sequence[torch.Tensor]) -> torch.Tensor:
+        """(B, K) share of every modality's term in the modality part of the sum at ``depth``:
+        |alpha_k| mean|h_k| normalised over the modalities (alpha_modalities scales them all alike)."""
+        alphas = self.alphas[depth, 1:].detach().abs()
+        sizes = torch.stack([h.detach().abs().flatten(1).mean(1) for h in hiddens], dim=1) * alphas
+        return sizes / sizes.sum(1, keepdim=True).clamp_min(torch.finfo(sizes.dtype).tiny)
+
     def scale(self, depth: int) -> torch.Tensor:
         """alpha_modalities at ``depth`` (the same scalar at every depth for ``eq3``)."""
         return self.modality_scale[0 if self.form == "eq3" else depth]
@@ -111,17 +124,22 @@ class CentralNetFusion(StagedPredictor):
 
     def forward(self, features, masks=None) -> FusionOutput:
         hiddens = [reshape_input(features[m], self.shapes[m]) for m in self.modalities]
-        central = self.central[0](
-            self.weighted_sum(
-                0, None, [self.align(m, h) for m, h in zip(self.modalities, hiddens, strict=True)]
-            )
-        )
+        aligned = [self.align(m, h) for m, h in zip(self.modalities, hiddens, strict=True)]
+        shares = [self.modality_shares(0, aligned)]
+        central = self.central[0](self.weighted_sum(0, None, aligned))
         for depth in range(1, len(self.central)):
             hiddens = [self.unimodal[m][depth - 1](h) for m, h in zip(self.modalities, hiddens, strict=True)]
+            shares.append(self.modality_shares(depth, hiddens))
             central = self.central[depth](self.weighted_sum(depth, central, hiddens))
         outputs = [self.unimodal[m][-1](h) for m, h in zip(self.modalities, hiddens, strict=True)]
+        summed = outputs if self.output == "logits" else [to_scores(o, self.task) for o in outputs]
+        shares.append(self.modality_shares(len(self.central), summed))
         logits = self.combine_predictions(central, outputs)
-        return FusionOutput(logits=logits, aux_logits=dict(zip(self.modalities, outputs, strict=True)))
+        return FusionOutput(
+            logits=logits,
+            aux_logits=dict(zip(self.modalities, outputs, strict=True)),
+            interpret={"branch_contributions": torch.stack(shares, dim=-1)},
+        )
 
     def interpretation(self) -> dict[str, Any]:
         """The learned alphas per depth (CentralNet Figure 3), central first; Eq. 3's alpha_modalities is
