@@ -111,10 +111,9 @@ def build_model(
             f"model.encoders names modalities {unknown} that the dataset lacks; it has {sorted(spec.modalities)}"
         )
     built = {m: build_encoder(encoders.get(m), s.shape, s.kind) for m, s in spec.modalities.items()}
-    options, order, moddrop_p = split_fusion_config(fusion)
+    fusion_cls, options, order, moddrop_p = split_fusion_config(fusion)
     inputs = fusion_inputs(built, order)
-    fused, fused_head = build_fusion(
-        options, inputs, HeadFactory(head, spec.num_outputs), TaskLink(spec.task)
-    )
+    make_head, link = HeadFactory(head, spec.num_outputs), TaskLink(spec.task)
+    fused, fused_head = build_fusion(fusion_cls, options, inputs, make_head, link)
     dropout = ModalityDropout(fused.modalities, moddrop_p) if moddrop_p else None
     return MultimodalModel(built, fused, fused_head, dropout)

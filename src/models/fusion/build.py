@@ -16,7 +16,7 @@ the task link.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from hydra.utils import get_class
@@ -30,23 +30,29 @@ from src.tasks import TaskLink
 FUSION_WIDE_OPTIONS = ("modality_order", "moddrop_p")
 
 
-def split_fusion_config(spec: Mapping[str, Any]) -> tuple[dict[str, Any], Sequence[str] | None, float]:
-    """``spec`` without the fusion-wide options, and their values (order, ModDrop probability)."""
+def split_fusion_config(
+    spec: Mapping[str, Any],
+) -> tuple[type[Fusion], dict[str, Any], list[str] | None, float]:
+    """The class ``spec`` names (``_target_``), its own options, and the fusion-wide ones: the
+    modality order and the ModDrop probability."""
     options = dict(spec)
     if "_target_" not in options:
         raise ValueError(f"the fusion config {sorted(options)} has no _target_")
+    fusion_cls = get_class(options.pop("_target_"))
     order = options.pop("modality_order", None)
     moddrop_p = float(options.pop("moddrop_p", 0.0) or 0.0)
-    return options, (None if order is None else list(order)), moddrop_p
+    return fusion_cls, options, (None if order is None else list(order)), moddrop_p
 
 
 def build_fusion(
-    spec: Mapping[str, Any], inputs: FusionInputs, make_head: HeadFactory, link: TaskLink
+    fusion_cls: type[Fusion],
+    options: Mapping[str, Any],
+    inputs: FusionInputs,
+    make_head: HeadFactory,
+    link: TaskLink,
 ) -> tuple[Fusion, nn.Module | None]:
-    """The fusion of ``spec`` (``_target_`` + the class's options) and the head after it: a fusion
-    layer's ``make_head(out_dim)``, or None for a predictor (which has its own outputs)."""
-    options = dict(spec)
-    fusion_cls = get_class(options.pop("_target_"))
+    """``fusion_cls`` with its ``options`` and the head after it: a fusion layer's
+    ``make_head(out_dim)``, or None for a predictor (which has its own outputs)."""
     if not getattr(fusion_cls, "accepts_sequences", False):
         inputs = inputs.pooled()
     if getattr(fusion_cls, "predicts", False):

@@ -132,7 +132,7 @@ class CentralNetFusion(StagedPredictor):
             shares.append(self.modality_shares(depth, hiddens))
             central = self.central[depth](self.weighted_sum(depth, central, hiddens))
         outputs = [self.unimodal[m][-1](h) for m, h in zip(self.modalities, hiddens, strict=True)]
-        summed = outputs if self.output == "logits" else [to_scores(o, self.task) for o in outputs]
+        summed = outputs if self.output == "logits" else [self.link.to_scores(o) for o in outputs]
         shares.append(self.modality_shares(len(self.central), summed))
         logits = self.combine_predictions(central, outputs)
         return FusionOutput(
