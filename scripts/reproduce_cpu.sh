@@ -12,6 +12,9 @@
 # docs/results/centralnet2018.md).
 # REPRO_SMOKE=1 checks the whole chain in minutes: one epoch, seed 0, two rows per table, 10
 # synthetic experiments, tables written under $REPRO_DIR/results instead of docs/results.
+# REPRO_RESUME=1 continues an interrupted run in place (resume_sweep on every sweep: completed jobs
+# are skipped, interrupted ones resume from last.ckpt, failed ones run again; the synthetic
+# experiments, which write their pages in one go, are not rerun).
 set -euo pipefail
 
 PY=${PY:-.venv/bin/python}
@@ -40,7 +43,7 @@ sweep() {  # sweep EXPERIMENT SEEDS PART [overrides...]
     local experiment=$1 seeds=$2 part=$3
     shift 3
     "$PY" -m src.train -m "experiment=$experiment" "+reproduce_cpu=$experiment" "seed=$seeds" logger=csv \
-        callbacks.progress_bar=null "hydra.sweep.dir=$OUT/$experiment/$part" "${SMOKE[@]}" "$@" \
+        callbacks.progress_bar=null "hydra.sweep.dir=$OUT/$experiment/$part" ${REPRO_RESUME:+"resume_sweep=$OUT/$experiment/$part"} "${SMOKE[@]}" "$@" \
         >"$OUT/$experiment.$part.log" 2>&1
 }
 
@@ -51,9 +54,9 @@ start=$(date +%s)
 ) &
 lane_a=$!
 (
-    "$PY" -m src.experiments.synthetic_gmu --experiments "$SYNTHETIC" --out "$RESULTS/arevalo2017_synthetic.md" \
+    [[ -n "${REPRO_RESUME:-}" ]] || "$PY" -m src.experiments.synthetic_gmu --experiments "$SYNTHETIC" --out "$RESULTS/arevalo2017_synthetic.md" \
         >"$OUT/arevalo2017_synthetic.log" 2>&1
-    "$PY" -m src.experiments.synthetic_gmu --experiments "$SYNTHETIC" --layout random --noise-std 1.0 --hidden-dim 4 \
+    [[ -n "${REPRO_RESUME:-}" ]] || "$PY" -m src.experiments.synthetic_gmu --experiments "$SYNTHETIC" --layout random --noise-std 1.0 --hidden-dim 4 \
         --out "$RESULTS/arevalo2017_synthetic_random.md" >"$OUT/arevalo2017_synthetic_random.log" 2>&1
     sweep centralnet2018_avmnist "$SEEDS" lane_b "${AVMNIST_ROWS[@]}"
     if [[ -n "$DIGITS_B" ]]; then sweep centralnet2018_digits "$DIGITS_B" lane_b; fi

@@ -82,3 +82,54 @@ def vector_fusion_methods() -> list[str]:
         if not issubclass(get_class(spec._target_), (SequenceFusion, MMBTFusion)):
             names.append(config.stem)
     return names
+
+
+def fusion_model(
+    fusion: dict[str, Any] | type,
+    dims: dict[str, int],
+    num_outputs: int,
+    head: dict[str, Any] | None = None,
+    task: str = "multiclass",
+    shapes: dict[str, list[int]] | None = None,
+    sequences: tuple[str, ...] = (),
+    **options: Any,
+):
+    """The plain model (identity encoders) around ``fusion`` (a conf/fusion dict, or a class and its
+    ``options``) for modalities of the given sizes: vectors, images of ``shapes[m]`` (C, H, W), or
+    (B, T, D) ``sequences``; call ``model.fuse(features, masks)`` (or ``model(batch)``) on features."""
+    from src.models.model import build_model
+    from src.spec import DatasetSpec, ModalitySpec
+
+    if isinstance(fusion, type):
+        fusion = {"_target_": f"{fusion.__module__}.{fusion.__qualname__}", **options}
+    modalities = {}
+    for m, d in dims.items():
+        if m in sequences:
+            modalities[m] = ModalitySpec("sequence", (1, d))
+        elif shapes and len(shapes.get(m, ())) == 3:
+            modalities[m] = ModalitySpec("image", tuple(shapes[m]))
+        else:
+            modalities[m] = ModalitySpec("vector", (d,))
+    classes = ("y",) if task == "regression" else tuple(str(i) for i in range(num_outputs))
+    spec = DatasetSpec("test", task, classes, modalities)
+    return build_model(spec, fusion, head or {"name": "linear"})
+
+
+def predictor(
+    cls: type,
+    dims: dict[str, int],
+    num_outputs: int,
+    head: dict[str, Any] | None = None,
+    task: str = "multiclass",
+    shapes: dict[str, list[int]] | None = None,
+    sequences: tuple[str, ...] = (),
+    modality_order: list[str] | None = None,
+    **options: Any,
+):
+    """A predictor class built directly: its inputs, ``make_head`` for ``head`` (linear) and the task link."""
+    from src.models.fusion.base import FusionInputs
+    from src.models.heads import HeadFactory
+    from src.tasks import TaskLink
+
+    inputs = FusionInputs.of(dims, shapes, sequences, modality_order)
+    return cls(inputs, HeadFactory(head or {"name": "linear"}, num_outputs), TaskLink(task), **options)

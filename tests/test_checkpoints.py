@@ -108,7 +108,13 @@ def test_eval_and_resume_refuse_a_checkpoint_that_would_write_a_file(trained, tm
     assert not marker.exists() and not (tmp_path / "resumed").exists()
 
 
-def _gmu_module(seed: int):
+GMU = {"_target_": "src.models.fusion.gmu.GMUFusion", "hidden_dim": 6}
+MODDROP = {"_target_": "src.models.fusion.concat.ConcatFusion", "moddrop_p": 0.25}
+UNIMODAL = {"_target_": "src.models.fusion.unimodal.UnimodalFusion", "modality": "a"}
+FGMU = {"_target_": "src.models.fusion.fgmu.FGMUFusion", "hidden_dim": 6}
+
+
+def _module(seed: int, fusion: dict | None = None):
     from src.models.module import FusionClassifier
 
     torch.manual_seed(seed)
@@ -117,18 +123,40 @@ def _gmu_module(seed: int):
         num_outputs=3,
         class_names=["0", "1", "2"],
         modalities={"a": {"shape": [4], "kind": "vector"}, "b": {"shape": [5], "kind": "vector"}},
-        fusion={"_target_": "src.models.fusion.gmu.GMUFusion", "hidden_dim": 6},
+        fusion=fusion or GMU,
         head={"name": "linear"},
         loss={"name": "cross_entropy"},
         optimizer={"_target_": "torch.optim.SGD", "lr": 0.1},
     )
 
 
-def test_a_checkpoint_of_the_layout_before_the_plain_model_loads_with_equal_outputs():
-    """Keys ``encoders.*`` / ``fusion.*`` (checkpoints before ``model.*``) are renamed on load."""
-    trained, fresh = _gmu_module(0), _gmu_module(1)
-    old_layout = {k.removeprefix("model."): v for k, v in trained.state_dict().items()}
-    assert any(k.startswith("fusion.gmu.") for k in old_layout)
+def _old_key(key: str, layout: str, fusion: dict) -> str:
+    """Today's state-dict ``key`` as the layout wrote it: ``main`` (6bb1695: ``encoders.*``, ``fusion.*``,
+    the head inside the fusion, ModDrop's fusion in ``fusion.inner``) or ``integrate`` (the same under
+    ``model.``); FGMU's unit was ``fusion.fgmu``."""
+    if key.startswith("model.head."):  # a fusion layer's head lived in the fusion
+        key = "model.fusion.head." + key.removeprefix("model.head.")
+    if fusion is MODDROP and key.startswith("model.fusion."):
+        key = "model.fusion.inner." + key.removeprefix("model.fusion.")
+    if fusion is FGMU and key.startswith("model.fusion.gmu."):  # FGMUFusion's unit was ``fgmu``
+        key = "model.fusion.fgmu." + key.removeprefix("model.fusion.gmu.")
+    return key.removeprefix("model.") if layout == "main" else key
+
+
+@pytest.mark.parametrize("layout", ["main", "integrate"])
+@pytest.mark.parametrize("fusion", [GMU, FGMU, MODDROP, UNIMODAL], ids=["gmu", "fgmu", "moddrop", "unimodal"])
+def test_checkpoints_of_earlier_layouts_load_with_equal_outputs(layout, fusion):
+    """Checkpoints written before the plain model (``encoders.*`` / ``fusion.*``) and before the head
+    left the fusion (``model.fusion.head.*``, ModDrop's ``model.fusion.inner.*``) are renamed on load; a
+    predictor's own ``head`` stays where it is."""
+    trained, fresh = _module(0, fusion), _module(1, fusion)
+    old_layout = {_old_key(k, layout, fusion): v for k, v in trained.state_dict().items()}
+    assert old_layout.keys() != trained.state_dict().keys() or fusion is UNIMODAL and layout == "integrate"
+    if fusion is GMU:
+        head = "fusion.head.0.weight" if layout == "main" else "model.fusion.head.0.weight"
+        assert head in old_layout and "model.head.0.weight" in trained.state_dict()
+    if fusion is UNIMODAL:
+        assert "model.fusion.head.0.weight" in trained.state_dict()  # a predictor's head: not moved
     checkpoint = {"state_dict": old_layout}
     fresh.on_load_checkpoint(checkpoint)
     fresh.load_state_dict(checkpoint["state_dict"])  # strict: every key found, none left over

@@ -71,7 +71,7 @@ def test_per_method_settings_are_the_papers(experiment, prefix, moddrop_p, gmu_d
     """Sec. 3.1 / 3.2: ModDrop's drop probability and the GMU row's dropout; the score-level Concat;
     Weighted mean without the Multi-Task loss; CentralNet with Eq. 3 over the Pred layers' scores."""
     moddrop = compose_experiment(f"experiment={experiment}", f"method={prefix}/moddrop")
-    assert moddrop.fusion.p == moddrop_p
+    assert moddrop.fusion.moddrop_p == moddrop_p
     gmu = compose_experiment(f"experiment={experiment}", f"method={prefix}/gmu")
     assert {e.dropout for e in gmu.model.encoders.values()} == {gmu_dropout}
     concat = compose_experiment(f"experiment={experiment}", f"method={prefix}/concat_multitask")
@@ -166,20 +166,18 @@ def _build(cfg, shapes: dict[str, list[int]]):
     """The row's encoders (for the given input shapes) and fusion, as the LightningModule builds them."""
     from omegaconf import OmegaConf
 
-    from src.models.encoders import build_encoder
-    from src.models.fusion.build import build_fusion, feature_shapes
+    from src.models.model import build_model
+    from src.spec import DatasetSpec, ModalitySpec
 
     plain = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("model", "fusion")}
-    encoders = {m: build_encoder(plain["model"]["encoders"][m], s, "image") for m, s in shapes.items()}
-    fusion = build_fusion(
-        plain["fusion"],
-        {m: e.out_dim for m, e in encoders.items()},
-        10,
-        plain["model"]["head"],
+    spec = DatasetSpec(
+        "rows",
         "multiclass",
-        feature_shapes(encoders),
+        tuple(str(i) for i in range(10)),
+        {m: ModalitySpec("image", tuple(s)) for m, s in shapes.items()},
     )
-    return encoders, fusion
+    model = build_model(spec, plain["fusion"], plain["model"]["head"], plain["model"]["encoders"])
+    return model.encoders, model.fusion
 
 
 def _shapes_through(stages, x) -> list[tuple[int, ...]]:

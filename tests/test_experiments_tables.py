@@ -20,6 +20,7 @@ import yaml
 from hydra.utils import get_class
 from omegaconf import OmegaConf
 
+from src.models.fusion.build import FUSION_WIDE_OPTIONS
 from src.models.heads import HEADS
 from src.utils.resolvers import if_else
 from tests.data_writers import write_mmimdb_hdf5, write_mmimdb_raw, write_moviescope, write_mult_pickle
@@ -57,11 +58,18 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def unknown_options(target: str, options: dict, also: tuple[str, ...] = ()) -> list[str]:
-    """Keys of ``options`` that ``target``'s constructor does not take (none when it takes **kwargs)."""
-    params = inspect.signature(get_class(target)).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return []
-    return sorted(set(options) - set(params) - {"_target_", *also})
+    """Keys of ``options`` that ``target``'s constructor does not take. A constructor that passes
+    **kwargs on to its base class's also takes the base's options (none are checked when the chain
+    ends in **kwargs)."""
+    names: set[str] = set()
+    for cls in get_class(target).__mro__:
+        if "__init__" not in vars(cls):
+            continue
+        params = inspect.signature(cls.__init__).parameters
+        names |= set(params)
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            return sorted(set(options) - names - {"_target_", *also})
+    return []
 
 
 @pytest.mark.parametrize(("experiment", "row"), PAIRS, ids=[f"{e}:{r.split('/')[1]}" for e, r in PAIRS])
@@ -72,7 +80,7 @@ def test_every_row_composes_and_names_a_row_of_its_paper_table(experiment, row, 
     assert cfg.paper_table in PAPER_TABLES, cfg.paper_table
     assert name in PAPER_TABLES[cfg.paper_table]["rows"], f"{name} not a row of {cfg.paper_table}"
     fusion = OmegaConf.to_container(cfg.fusion, resolve=True)
-    assert not unknown_options(fusion["_target_"], fusion, also=("moddrop_p",)), row
+    assert not unknown_options(fusion["_target_"], fusion, also=FUSION_WIDE_OPTIONS), row
     for modality, spec in OmegaConf.to_container(cfg.model.encoders, resolve=True).items():
         assert not unknown_options(spec["_target_"], spec), (row, modality)
     head = {k: v for k, v in OmegaConf.to_container(cfg.model.head, resolve=True).items() if v is not None}

@@ -7,26 +7,27 @@ from torch import nn
 
 from src.models.fusion.attention import CrossAttentionFusion
 from src.models.fusion.concat import ConcatFusion
+from tests.helpers import fusion_model
 
 LINEAR = {"name": "linear"}
 
 
 def test_early_fusion_projects_each_modality_then_concatenates():
     """Eq. 3.20: h = [W_t h_text; W_v h_vision], here with hand-set 1-d projections and head."""
-    fusion = ConcatFusion(
-        {"text": 2, "image": 3}, 1, LINEAR, projection_dim=1, modality_order=["text", "image"]
+    model = fusion_model(
+        ConcatFusion, {"text": 2, "image": 3}, 1, LINEAR, projection_dim=1, modality_order=["text", "image"]
     )
     with torch.no_grad():
-        fusion.projections["text"].weight.copy_(torch.tensor([[1.0, 2.0]]))
-        fusion.projections["image"].weight.copy_(torch.tensor([[0.0, 0.0, 3.0]]))
-        for layer in fusion.projections.values():
+        model.fusion.projections["text"].weight.copy_(torch.tensor([[1.0, 2.0]]))
+        model.fusion.projections["image"].weight.copy_(torch.tensor([[0.0, 0.0, 3.0]]))
+        for layer in model.fusion.projections.values():
             layer.bias.zero_()
-        fusion.head[0].weight.copy_(torch.tensor([[1.0, 10.0]]))
-        fusion.head[0].bias.zero_()
-    out = fusion({"text": torch.tensor([[1.0, 1.0]]), "image": torch.tensor([[5.0, 5.0, 2.0]])})
+        model.head[0].weight.copy_(torch.tensor([[1.0, 10.0]]))
+        model.head[0].bias.zero_()
+    out = model.fuse({"text": torch.tensor([[1.0, 1.0]]), "image": torch.tensor([[5.0, 5.0, 2.0]])})
     assert out.logits.item() == (1 + 2) + 10 * 6
-    plain = ConcatFusion({"text": 2, "image": 3}, 1, LINEAR)
-    assert plain.projections is None and plain.head[0].in_features == 5
+    plain = fusion_model(ConcatFusion, {"text": 2, "image": 3}, 1, LINEAR)
+    assert plain.fusion.projections is None and plain.head[0].in_features == 5
 
 
 def _value_path(attention: nn.MultiheadAttention, x: torch.Tensor) -> torch.Tensor:
@@ -40,7 +41,8 @@ def test_cross_attention_over_one_key_is_the_other_modalitys_value():
     """With one vector per modality each softmax runs over a single key (weight 1): Attended_text is the
     projected value of the image alone, whatever the text query (Eq. 3.26, ``residual: false``)."""
     torch.manual_seed(0)
-    fusion = CrossAttentionFusion(
+    model = fusion_model(
+        CrossAttentionFusion,
         {"text": 3, "image": 2},
         2,
         LINEAR,
@@ -52,14 +54,17 @@ def test_cross_attention_over_one_key_is_the_other_modalitys_value():
     ).eval()
     x = {"text": torch.randn(5, 3), "image": torch.randn(5, 2)}
     other_text = {"text": torch.randn(5, 3), "image": x["image"]}
-    attended_text = _value_path(fusion.attn["text"], fusion.proj["image"](x["image"]))
-    attended_image = _value_path(fusion.attn["image"], fusion.proj["text"](x["text"]))
-    expected = fusion.head(torch.cat([attended_text, attended_image], dim=-1))
-    torch.testing.assert_close(fusion(x).logits, expected)
+    attended_text = _value_path(model.fusion.attn["text"], model.fusion.proj["image"](x["image"]))
+    attended_image = _value_path(model.fusion.attn["image"], model.fusion.proj["text"](x["text"]))
+    expected = model.head(torch.cat([attended_text, attended_image], dim=-1))
+    torch.testing.assert_close(model.fuse(x).logits, expected)
     # the text query changes nothing in Attended_text: only the image half of the joint vector moves
-    head_weight = fusion.head[0].weight
-    delta = fusion(other_text).logits - fusion(x).logits
-    image_half = _value_path(fusion.attn["image"], fusion.proj["text"](other_text["text"])) - attended_image
+    head_weight = model.head[0].weight
+    delta = model.fuse(other_text).logits - model.fuse(x).logits
+    image_half = (
+        _value_path(model.fusion.attn["image"], model.fusion.proj["text"](other_text["text"]))
+        - attended_image
+    )
     torch.testing.assert_close(delta, image_half @ head_weight[:, 4:].T)
-    residual = CrossAttentionFusion({"text": 3, "image": 2}, 2, LINEAR, dim=4, num_heads=2)
-    assert residual.norm is not None and fusion.norm is None
+    residual = fusion_model(CrossAttentionFusion, {"text": 3, "image": 2}, 2, LINEAR, dim=4, num_heads=2)
+    assert residual.fusion.norm is not None and model.fusion.norm is None

@@ -11,20 +11,19 @@ import yaml
 from torch import nn
 
 from src.interpret import alpha_percentages, favoured_modality, gate_shares, write_interpretability
-from src.models.fusion.build import build_fusion
 from src.models.fusion.centralnet import CentralNetFusion
-from src.models.fusion.common import to_logits, to_scores
-from src.models.fusion.concat import ScoreConcatFusion
+from src.models.fusion.concat import ConcatFusion, ScoreConcatFusion
 from src.models.fusion.ensemble import EnsembleFusion
 from src.models.fusion.fgmu import FusionGatedUnit
 from src.models.fusion.gmu import GatedMultimodalUnit
 from src.models.fusion.late import AvgProbsFusion, LateFusion, WeightedMeanFusion
 from src.models.fusion.layer_fusion import LayerFusion
 from src.models.fusion.linear_sum import LinearSumFusion
-from src.models.fusion.moddrop import ModDropFusion
+from src.models.fusion.moddrop import ModalityDropout
 from src.models.fusion.moe import MoEFusion
 from src.models.fusion.unimodal import UnimodalFusion
-from tests.helpers import vector_fusion_methods
+from src.tasks import TaskLink
+from tests.helpers import fusion_model, predictor, vector_fusion_methods
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "fusion"
 METHODS = vector_fusion_methods()
@@ -57,9 +56,10 @@ def set_linear(layer: nn.Linear, weight, bias=None) -> None:
 def test_scores_and_logits_round_trip():
     logits = torch.tensor([[0.3, -1.2, 2.0]])
     for task in ("multilabel", "multiclass"):
-        scores = to_scores(logits, task)
-        assert torch.allclose(to_scores(to_logits(scores, task), task), scores, atol=1e-6)
-    assert torch.equal(to_logits(logits, "regression"), logits)
+        link = TaskLink(task)
+        scores = link.to_scores(logits)
+        assert torch.allclose(link.to_scores(link.to_logits(scores)), scores, atol=1e-6)
+    assert torch.equal(TaskLink("regression").to_logits(logits), logits)
 
 
 def test_gmu_gate_one_returns_first_hidden_state():
@@ -90,11 +90,11 @@ def test_fgmu_residual_product_with_hand_set_gate():
 
 
 def test_linear_sum_sums_the_maps():
-    fusion = LinearSumFusion({"a": 2, "b": 2}, 1, LINEAR, hidden_dim=2, bias=False)
-    set_linear(fusion.maps["a"], torch.eye(2))
-    set_linear(fusion.maps["b"], 2 * torch.eye(2))
-    set_linear(fusion.head[0], [[1.0, 10.0]], [0.0])
-    out = fusion({"a": torch.tensor([[1.0, 2.0]]), "b": torch.tensor([[3.0, 4.0]])})
+    model = fusion_model(LinearSumFusion, {"a": 2, "b": 2}, 1, LINEAR, hidden_dim=2, bias=False)
+    set_linear(model.fusion.maps["a"], torch.eye(2))
+    set_linear(model.fusion.maps["b"], 2 * torch.eye(2))
+    set_linear(model.head[0], [[1.0, 10.0]], [0.0])
+    out = model.fuse({"a": torch.tensor([[1.0, 2.0]]), "b": torch.tensor([[3.0, 4.0]])})
     assert out.logits.item() == pytest.approx((1 + 6) + 10 * (2 + 8))
 
 
@@ -105,7 +105,7 @@ def _two_heads(fusion, logits_a, logits_b) -> None:
 
 
 def test_late_fusion_alpha_half_averages_probabilities():
-    fusion = LateFusion({"a": 1, "b": 1}, 2, LINEAR, task="multilabel")
+    fusion = predictor(LateFusion, {"a": 1, "b": 1}, 2, task="multilabel")
     _two_heads(fusion, [0.0, 2.0], [1.0, -1.0])
     assert fusion.alpha.item() == 0.5
     out = fusion({"a": torch.zeros(1, 1), "b": torch.zeros(1, 1)})
@@ -121,11 +121,11 @@ def test_late_fusion_alpha_half_averages_probabilities():
 
 
 def test_avg_probs_and_weighted_mean_multiclass():
-    avg = AvgProbsFusion({"a": 1, "b": 1}, 2, LINEAR, task="multiclass")
+    avg = predictor(AvgProbsFusion, {"a": 1, "b": 1}, 2, task="multiclass")
     _two_heads(avg, [0.0, 0.0], [np.log(3.0), 0.0])  # p_a = [.5, .5], p_b = [.75, .25]
     probs = torch.softmax(avg({"a": torch.zeros(1, 1), "b": torch.zeros(1, 1)}).logits, -1)
     assert torch.allclose(probs, torch.tensor([[0.625, 0.375]]), atol=1e-6)
-    weighted = WeightedMeanFusion({"a": 1, "b": 1}, 2, LINEAR, task="multiclass", aux_losses=True)
+    weighted = predictor(WeightedMeanFusion, {"a": 1, "b": 1}, 2, task="multiclass", aux_losses=True)
     _two_heads(weighted, [0.0, 0.0], [np.log(3.0), 0.0])
     with torch.no_grad():
         weighted.weight_logits.copy_(torch.tensor([0.0, np.log(3.0)]))  # weights 1/4, 3/4
@@ -137,17 +137,17 @@ def test_avg_probs_and_weighted_mean_multiclass():
 def test_score_concat_is_a_linear_perceptron_on_the_unimodal_scores():
     """CentralNet's "Concat": the unimodal softmax scores [p_a; p_b] concatenated, then W [p_a; p_b] + b
     (hand-set W, b); aux_losses=true ("Concat + Multi-Task") also returns the unimodal logits."""
-    fusion = ScoreConcatFusion({"a": 1, "b": 1}, 2, LINEAR, task="multiclass")
+    fusion = predictor(ScoreConcatFusion, {"a": 1, "b": 1}, 2, task="multiclass")
     _two_heads(fusion, [0.0, 0.0], [np.log(3.0), 0.0])  # p_a = [.5, .5], p_b = [.75, .25]
     assert fusion.perceptron.weight.shape == (2, 4)
     set_linear(fusion.perceptron, [[1.0, 0.0, 2.0, 0.0], [0.0, -1.0, 0.0, 4.0]], [0.5, 0.0])
     out = fusion({"a": torch.zeros(1, 1), "b": torch.zeros(1, 1)})
     assert torch.allclose(out.logits, torch.tensor([[0.5 + 0.5 + 1.5, -0.5 + 1.0]]), atol=1e-6)
     assert out.aux_logits == {}
-    multitask = ScoreConcatFusion({"a": 1, "b": 1}, 2, LINEAR, task="multiclass", aux_losses=True)
+    multitask = predictor(ScoreConcatFusion, {"a": 1, "b": 1}, 2, task="multiclass", aux_losses=True)
     assert set(multitask({"a": torch.zeros(1, 1), "b": torch.zeros(1, 1)}).aux_logits) == {"a", "b"}
     # multilabel scores are sigmoids: a head at logit 0 contributes 0.5 per label
-    multilabel = ScoreConcatFusion({"a": 1, "b": 1}, 1, LINEAR, task="multilabel")
+    multilabel = predictor(ScoreConcatFusion, {"a": 1, "b": 1}, 1, task="multilabel")
     _two_heads(multilabel, [0.0], [0.0])
     set_linear(multilabel.perceptron, [[2.0, 4.0]], [0.0])
     assert multilabel({"a": torch.zeros(1, 1), "b": torch.zeros(1, 1)}).logits.item() == pytest.approx(3.0)
@@ -158,12 +158,12 @@ def test_ensemble_of_whole_networks_on_one_input():
     same input (conv stages on its (C, H, W) shape), their softmax scores averaged."""
     shapes = {"original": [1, 4, 4], "view1": [1, 4, 4]}
     networks = {"conv_channels": [2], "conv_kernel": 3, "hidden_dims": [3], "batch_norm": False}
-    fusion = EnsembleFusion(
+    fusion = predictor(
+        EnsembleFusion,
         {"original": 16, "view1": 16},
         2,
-        LINEAR,
         task="multiclass",
-        input_shapes=shapes,
+        shapes=shapes,
         members=["original"] * 3,
         networks=networks,
     )
@@ -183,13 +183,13 @@ def test_ensemble_of_whole_networks_on_one_input():
     assert all(torch.allclose(out.aux_logits[k], h) for k, h in zip(fusion.keys, members, strict=True))
     assert torch.equal(fusion({**x, "view1": torch.randn(5, 16)}).logits, out.logits)  # view1 unused
     with pytest.raises(ValueError, match="'fused' has none"):
-        EnsembleFusion(
-            {"a": 2, "b": 2}, 2, LINEAR, task="multiclass", members=["a", "fused"], networks=networks
+        predictor(
+            EnsembleFusion, {"a": 2, "b": 2}, 2, task="multiclass", members=["a", "fused"], networks=networks
         )
 
 
 def test_moe_uniform_gates_average_the_experts():
-    moe = MoEFusion({"a": 1, "b": 1}, 2, LINEAR, task="multilabel", gating="tied")
+    moe = predictor(MoEFusion, {"a": 1, "b": 1}, 2, task="multilabel", gating="tied")
     for m, value in (("a", [0.0, 2.0]), ("b", [2.0, 0.0])):
         set_linear(moe.experts[m][0], torch.zeros(2, 1), value)
     set_linear(moe.gate, torch.zeros(2, 2), [0.0, 0.0])
@@ -197,26 +197,26 @@ def test_moe_uniform_gates_average_the_experts():
     mean = (torch.sigmoid(torch.tensor([0.0, 2.0])) + torch.sigmoid(torch.tensor([2.0, 0.0]))) / 2
     assert torch.allclose(torch.sigmoid(out.logits[0]), mean, atol=1e-6)
     assert out.interpret["gates"].shape == (1, 2, 1)
-    untied = MoEFusion({"a": 1, "b": 1, "c": 2}, 3, LINEAR, task="multilabel", gating="untied")
+    untied = predictor(MoEFusion, {"a": 1, "b": 1, "c": 2}, 3, task="multilabel", gating="untied")
     gates = untied({"a": torch.ones(4, 1), "b": torch.ones(4, 1), "c": torch.ones(4, 2)}).interpret["gates"]
     assert gates.shape == (4, 3, 3) and torch.allclose(gates.sum(1), torch.ones(4, 3))
 
 
 def test_unimodal_ignores_the_other_modalities():
-    fusion = UnimodalFusion({"text": 2, "image": 3}, 2, LINEAR, modality="text")
+    fusion = predictor(UnimodalFusion, {"text": 2, "image": 3}, 2, modality="text")
     x = {"text": torch.randn(2, 2), "image": torch.randn(2, 3)}
     y = {"text": x["text"], "image": torch.randn(2, 3)}
     assert torch.equal(fusion(x).logits, fusion(y).logits)
     with pytest.raises(ValueError, match="fusion.modality='audio'"):
-        UnimodalFusion({"text": 2}, 2, LINEAR, modality="audio")
+        predictor(UnimodalFusion, {"text": 2}, 2, modality="audio")
     with pytest.raises(ValueError, match="needs fusion.modality"):
-        UnimodalFusion({"text": 2, "image": 3}, 2, LINEAR)
+        predictor(UnimodalFusion, {"text": 2, "image": 3}, 2)
 
 
 def _dense_centralnet(**options) -> CentralNetFusion:
     """Dense CentralNet without batch norm on inputs a (2-d, padded to 3) and b (3-d), one hidden stage."""
     options = {"task": "multiclass", "hidden_dims": [4], "batch_norm": False, **options}
-    return CentralNetFusion({"a": 2, "b": 3}, 2, LINEAR, input_shapes={"a": [2], "b": [3]}, **options)
+    return predictor(CentralNetFusion, {"a": 2, "b": 3}, 2, shapes={"a": [2], "b": [3]}, **options)
 
 
 def _centralnet_by_hand(net: CentralNetFusion, xa, xb, scale: tuple[float, float, float]):
@@ -310,8 +310,8 @@ def test_centralnet_output_sums_the_pred_layers_softmax_scores():
 
 
 def test_centralnet_eq3_conv_branch_and_bad_form():
-    net = CentralNetFusion(
-        {"a": 64, "b": 64}, 10, LINEAR, task="multiclass", input_shapes={"a": [1, 8, 8], "b": [1, 8, 8]}
+    net = predictor(
+        CentralNetFusion, {"a": 64, "b": 64}, 10, task="multiclass", shapes={"a": [1, 8, 8], "b": [1, 8, 8]}
     )
     assert net.form == "eq3" and net.output == "scores"  # the paper's form and Pred layers by default
     assert net.branch == "conv" and isinstance(net.central[0][0], nn.Conv2d)
@@ -328,8 +328,8 @@ def test_centralnet_eq3_conv_branch_and_bad_form():
     ("op", "expected"), [("sum", [4.0, 6.0]), ("subtract", [-2.0, -2.0]), ("product", [3.0, 8.0])]
 )
 def test_layer_fusion_merge_ops(op, expected):
-    fusion = LayerFusion(
-        {"a": 2, "b": 2}, 2, LINEAR, task="multiclass", input_shapes={"a": [2], "b": [2]}, op=op, layer=0
+    fusion = predictor(
+        LayerFusion, {"a": 2, "b": 2}, 2, task="multiclass", shapes={"a": [2], "b": [2]}, op=op, layer=0
     )
     merged = fusion.merge([torch.tensor([1.0, 2.0]), torch.tensor([3.0, 4.0])])
     assert merged.tolist() == expected
@@ -338,29 +338,31 @@ def test_layer_fusion_merge_ops(op, expected):
 def test_layer_fusion_subtract_needs_two_modalities_and_valid_layer():
     dims = {"a": 2, "b": 2, "c": 2}
     with pytest.raises(ValueError, match="subtract takes exactly 2 modalities"):
-        LayerFusion(dims, 2, LINEAR, task="multiclass", input_shapes={m: [2] for m in dims}, op="subtract")
+        predictor(LayerFusion, dims, 2, task="multiclass", shapes={m: [2] for m in dims}, op="subtract")
     with pytest.raises(ValueError, match="fusion.layer=5"):
-        LayerFusion(
-            {"a": 2, "b": 2}, 2, LINEAR, task="multiclass", input_shapes={"a": [2], "b": [2]}, layer=5
-        )
+        predictor(LayerFusion, {"a": 2, "b": 2}, 2, task="multiclass", shapes={"a": [2], "b": [2]}, layer=5)
 
 
 def test_moddrop_drops_whole_modalities_in_training_only():
     spec_ = {"_target_": "src.models.fusion.concat.ConcatFusion"}
-    fusion = build_fusion({**spec_, "moddrop_p": 0.5}, {"a": 3, "b": 3}, 2, LINEAR, "multiclass")
-    assert isinstance(fusion, ModDropFusion) and fusion.p == 0.5
+    model = fusion_model({**spec_, "moddrop_p": 0.5}, {"a": 3, "b": 3}, 2)
+    fusion = model.modality_dropout
+    assert isinstance(fusion, ModalityDropout) and fusion.p == 0.5
     x = {"a": torch.ones(2000, 3), "b": torch.ones(2000, 3)}
     torch.manual_seed(0)
-    dropped = fusion.drop(x)
+    dropped = fusion(x)
     rows_zero = (dropped["a"] == 0).all(1)
     assert ((dropped["a"] == 0) | (dropped["a"] == 1)).all() and (
         rows_zero == (dropped["a"] == 0).any(1)
     ).all()
     assert 0.45 < rows_zero.float().mean() < 0.55
     fusion.eval()
-    assert torch.equal(fusion.drop(x)["a"], x["a"])
+    assert torch.equal(fusion(x)["a"], x["a"])
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
-        build_fusion({**spec_, "moddrop_p": 1.0}, {"a": 3, "b": 3}, 2, LINEAR, "multiclass")
+        fusion_model({**spec_, "moddrop_p": 1.0}, {"a": 3, "b": 3}, 2)
+    # fusion=moddrop is the same before concatenation
+    sugar = fusion_model(spec("moddrop"), {"a": 3, "b": 3}, 2)
+    assert sugar.modality_dropout.p == 0.25 and isinstance(sugar.fusion, ConcatFusion)
 
 
 def _inputs(dims: dict[str, int], batch: int = 4) -> dict[str, torch.Tensor]:
@@ -373,11 +375,11 @@ def test_gradient_reaches_every_branch(method):
     shapes = {"a": [1, 8, 8], "b": [1, 8, 8]}
     options = {"modality": "a"} if method == "unimodal" else {}
     torch.manual_seed(0)
-    fusion = build_fusion(spec(method, **options), dims, 3, SMALL, "multiclass", shapes)
-    if isinstance(fusion, ModDropFusion):
-        fusion.p = 0.0  # the branch must see its input for the check
+    fusion = fusion_model(spec(method, **options), dims, 3, SMALL, "multiclass", shapes)
+    if fusion.modality_dropout is not None:
+        fusion.modality_dropout.p = 0.0  # the branch must see its input for the check
     x = _inputs(dims)
-    out = fusion(x)
+    out = fusion.fuse(x)
     loss = out.logits.sum() + sum(v.sum() for v in out.aux_logits.values())
     loss.backward()
     used = ["a"] if method == "unimodal" else list(dims)
@@ -393,11 +395,11 @@ def test_three_modalities_or_clear_error(method):
     options = {"modality": "b"} if method == "unimodal" else {}
     if method == "late_fusion":
         with pytest.raises(ValueError, match="at most 2 modalities"):
-            build_fusion(spec(method), dims, 2, SMALL, "multilabel")
+            fusion_model(spec(method), dims, 2, SMALL, "multilabel")
         return
-    fusion = build_fusion(spec(method, **options), dims, 2, SMALL, "multilabel")
+    fusion = fusion_model(spec(method, **options), dims, 2, SMALL, "multilabel")
     fusion.eval()
-    out = fusion(_inputs(dims, batch=3))
+    out = fusion.fuse(_inputs(dims, batch=3))
     assert out.logits.shape == (3, 2) and torch.isfinite(out.logits).all()
     gates = out.interpret.get("gates")
     if gates is not None:
@@ -409,7 +411,7 @@ def test_three_modalities_or_clear_error(method):
 )
 def test_fusions_needing_two_modalities_say_so(method):
     with pytest.raises(ValueError, match="needs at least 2 modalities"):
-        build_fusion(spec(method), {"a": 4}, 2, SMALL, "multilabel")
+        fusion_model(spec(method), {"a": 4}, 2, SMALL, "multilabel")
 
 
 def test_gate_shares_figure8_counts():

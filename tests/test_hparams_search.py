@@ -102,7 +102,10 @@ def test_one_draw_reaches_every_row(row, mmimdb_root, tmp_path):
     model = build_model(cfg, datamodule)
     assert model.hparams.max_weight_norm == 7.0 and model.hparams.optimizer["lr"] == 0.002
     fusion = model.fusion
-    widths = [m.out_dim for m in fusion.modules() if isinstance(m, Maxout)]
+    parts = nn.ModuleList(
+        [fusion] if model.head is None else [fusion, model.head]
+    )  # a layer's head follows it
+    widths = [m.out_dim for m in parts.modules() if isinstance(m, Maxout)]
     if isinstance(fusion, GMUFusion):
         assert fusion.gmu.hidden_dim == 64
     if isinstance(fusion, LinearSumFusion):
@@ -111,10 +114,10 @@ def test_one_draw_reaches_every_row(row, mmimdb_root, tmp_path):
         assert not widths  # logistic experts: hidden_size and dropout do not apply
     elif cfg.model.head.name == "maxout" or isinstance(fusion, MoEFusion):
         assert widths and set(widths) == {64}
-        assert {m.p for m in fusion.modules() if isinstance(m, nn.Dropout) and m.p > 0} == {0.4}
+        assert {m.p for m in parts.modules() if isinstance(m, nn.Dropout) and m.p > 0} == {0.4}
     else:  # logistic regression: the drawn dropout on its input
-        assert [m.p for m in fusion.modules() if isinstance(m, nn.Dropout)] == [0.4]
-    linear = [m for m in fusion.modules() if isinstance(m, nn.Linear)]
+        assert [m.p for m in parts.modules() if isinstance(m, nn.Dropout)] == [0.4]
+    linear = [m for m in parts.modules() if isinstance(m, nn.Linear)]
     assert linear and all(m.weight.abs().max() <= 0.0015 for m in linear)  # U(-0.003/2, 0.003/2)
     assert all(m.bias is None or torch.count_nonzero(m.bias) == 0 for m in linear)
 

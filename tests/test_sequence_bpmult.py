@@ -7,11 +7,12 @@ import pytest
 import torch
 from torch import nn
 
+from src.models.fusion.base import FusionInputs
 from src.models.fusion.bpmult import ABLATIONS, BPMuLTFusion, ParallelBranch
 from src.models.fusion.mult import MulTFusion
 from src.models.fusion.transformer import CrossmodalTransformer
 from src.models.layers import summary_token
-from tests.helpers import compose_train
+from tests.helpers import compose_train, predictor
 from tests.test_sequence_fusion import DIMS
 from tests.test_sequence_fusion import TINY as SEQUENCE_TINY
 
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def build(ablation: str = "none", dims: dict[str, int] = DIMS, **options) -> BPMuLTFusion:
     torch.manual_seed(0)
-    return BPMuLTFusion(dims, C, {"name": "linear"}, ablation=ablation, **(TINY | options)).eval()
+    return predictor(BPMuLTFusion, dims, C, ablation=ablation, **(TINY | options)).eval()
 
 
 def batch(seed: int = 1) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -203,7 +204,7 @@ def test_paper_depth_d_3_is_the_default_of_both_levels_and_the_parallel_stack(tm
     assert (cfg.fusion.num_layers, cfg.fusion.parallel_layers, cfg.fusion.parallel_len) == (3, 3, 32)
     assert "top_hidden" not in cfg.fusion
     options = {k: v for k, v in cfg.fusion.items() if k != "_target_"}
-    model = BPMuLTFusion({"audio": 4, "text": 4, "video": 4}, 2, {"name": "linear"}, **options)
+    model = predictor(BPMuLTFusion, {"audio": 4, "text": 4, "video": 4}, 2, **options)
     assert {len(s.blocks) for s in model.single.values()} == {3}  # D = 3 (Eq. 2, 25: Z^[D])
     assert {len(b.blocks) for b in model.bi.values()} == {3}  # "stacking again D = 3"
     assert {len(p.encoder.blocks) for p in model.parallel.values()} == {3}  # Eq. 17-19
@@ -447,7 +448,7 @@ def test_mult_gmu_without_the_transformer_encoder_gives_every_crossmodal_token_t
     torch.manual_seed(0)
     options = {k: v for k, v in TINY.items() if not k.startswith("parallel")}
     model = MulTFusion(
-        DIMS, C, {"name": "linear"}, combine="gmu", gmu_hidden=6, transformer_encoder=False, **options
+        FusionInputs.of(DIMS), combine="gmu", gmu_hidden=6, transformer_encoder=False, **options
     )
     model.eval()
     assert not hasattr(model, "memory")
@@ -468,7 +469,7 @@ def test_mult_gmu_without_the_transformer_encoder_gives_every_crossmodal_token_t
     capture_inputs(model.gmu, seen, "gmu")
     features, masks = batch()
     with torch.no_grad():
-        output = model(features, masks)
+        _, interpret = model(features, masks)
     for name, given in zip(model.top_inputs, seen["gmu"], strict=True):
         expected = (
             features["poster"]
@@ -476,7 +477,7 @@ def test_mult_gmu_without_the_transformer_encoder_gives_every_crossmodal_token_t
             else token(model, name.split("_to_")[1], outputs[name], masks)
         )
         torch.testing.assert_close(given, expected)
-    assert output.interpret["gates_top"].shape == (2, 7, 6) and "gates" not in output.interpret
+    assert interpret["gates_top"].shape == (2, 7, 6) and "gates" not in interpret
     assert model.interpretation()["top_gmu_inputs"] == model.top_inputs
 
 

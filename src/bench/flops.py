@@ -36,8 +36,8 @@ from torch.utils.flop_counter import FlopCounterMode
 import src  # noqa: F401  (resolvers)
 from src.bench.fusion import PeakMemory, _sync, bench_trainer
 from src.data.base import FusionDataModule, SampleDataset
-from src.models.fusion.build import build_fusion
 from src.models.losses import build_loss
+from src.models.model import build_model as build_plain_model
 from src.spec import ModalitySpec
 from src.tasks import MULTILABEL, REGRESSION
 from src.train import build_model
@@ -132,13 +132,10 @@ def plain_run(
     """The same fusion, loss and optimiser in a plain loop; also counts one step's FLOPs."""
     cfg = method_config(method, data.task)
     L.seed_everything(0, verbose=False)
-    dims = {m: spec.shape[-1] for m, spec in data.modalities.items()}
-    fusion = build_fusion(dict(cfg.fusion), dims, data.spec.num_outputs, dict(cfg.model.head), data.task).to(
-        device
-    )
-    fusion.train()
+    model = build_plain_model(data.spec, dict(cfg.fusion), dict(cfg.model.head)).to(device)
+    model.train()
     criterion = build_loss(dict(cfg.model.loss), data.task, data.spec.num_outputs)
-    optimizer = torch.optim.Adam(fusion.parameters(), lr=cfg.model.optimizer.lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.model.optimizer.lr)
     features = {m: torch.from_numpy(a).to(device) for m, a in data.arrays.items()}
     labels = torch.from_numpy(data.labels).to(device)
     masks = {m: torch.ones(a.shape[:2], dtype=torch.bool, device=device) for m, a in features.items()}
@@ -146,7 +143,9 @@ def plain_run(
 
     def step(rows: torch.Tensor) -> None:
         with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
-            output = fusion({m: x[rows] for m, x in features.items()}, {m: k[rows] for m, k in masks.items()})
+            output = model.fuse(
+                {m: x[rows] for m, x in features.items()}, {m: k[rows] for m, k in masks.items()}
+            )
             loss = criterion(output.logits.float(), labels[rows])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -172,7 +171,7 @@ def plain_run(
         "steps": timed,
         "peak_mb": memory.peak / 2**20,
         "flops_per_step": flops,
-        "params": sum(p.numel() for p in fusion.parameters()),
+        "params": sum(p.numel() for p in model.parameters()),
     }
 
 

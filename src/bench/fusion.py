@@ -32,8 +32,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import src  # noqa: F401  (resolvers)
 from src.data.base import FusionDataModule, SampleDataset
-from src.models.fusion.build import build_fusion
-from src.spec import ModalitySpec
+from src.models.model import build_model as build_plain_model
+from src.spec import DatasetSpec, ModalitySpec
 from src.tasks import MULTILABEL
 from src.train import build_model
 from src.utils.resolvers import REPO_ROOT
@@ -216,12 +216,16 @@ def repo_run(method: str, data: FeatureWorkload, steps: int, warmup: int, device
 
 
 def plain_run(data: FeatureWorkload, steps: int, warmup: int, device: str) -> dict[str, float]:
-    """The same GMU fusion, loss and optimiser in a hand-written PyTorch loop."""
+    """The same GMU fusion and head (the plain model), loss and optimiser in a hand-written PyTorch loop."""
     cfg = method_config("gmu")
     L.seed_everything(0, verbose=False)
-    fusion = build_fusion(
-        dict(cfg.fusion), {"image": IMAGE_DIM, "text": TEXT_DIM}, NUM_LABELS, dict(cfg.model.head), MULTILABEL
+    spec = DatasetSpec(
+        "bench",
+        MULTILABEL,
+        tuple(f"label{i}" for i in range(NUM_LABELS)),
+        {"image": ModalitySpec("vector", (IMAGE_DIM,)), "text": ModalitySpec("vector", (TEXT_DIM,))},
     )
+    fusion = build_plain_model(spec, dict(cfg.fusion), dict(cfg.model.head))
     fusion.to(device)
     optimizer = torch.optim.Adam(fusion.parameters(), lr=cfg.model.optimizer.lr)
     criterion = torch.nn.BCEWithLogitsLoss()

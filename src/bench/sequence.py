@@ -26,9 +26,11 @@ from typing import Any
 
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.utils import get_class
 from omegaconf import OmegaConf
 
+from src.models.model import MultimodalModel, build_model
+from src.spec import DatasetSpec, ModalitySpec
+from src.tasks import MULTICLASS
 from src.utils.resolvers import REPO_ROOT
 
 METHODS = ("mult", "mult_gmu", "bpmult", "hybrid_early_late", "mmbt")
@@ -43,13 +45,18 @@ def fusion_config(method: str) -> dict[str, Any]:
     return OmegaConf.to_container(cfg.fusion, resolve=True)
 
 
-def build_fusion(method: str) -> torch.nn.Module:
-    options = fusion_config(method)
-    cls = get_class(options.pop("_target_"))
+def build_method(method: str) -> MultimodalModel:
+    """The plain model of ``fusion=<method>`` (identity encoders, a linear head) on the three sequences."""
     dims = (
         dict(WIDTHS) if method != "mmbt" else {"text": 1, "audio": WIDTHS["audio"], "video": WIDTHS["video"]}
     )
-    return cls(input_dims=dims, num_outputs=NUM_CLASSES, head={"name": "linear"}, **options)
+    spec = DatasetSpec(
+        "bench",
+        MULTICLASS,
+        tuple(str(i) for i in range(NUM_CLASSES)),
+        {m: ModalitySpec("sequence", (1, d)) for m, d in dims.items()},
+    )
+    return build_model(spec, fusion_config(method), {"name": "linear"})
 
 
 def random_batch(
@@ -78,7 +85,7 @@ def rss_mb() -> float:
 def run_case(method: str, length: int, batch_size: int, steps: int, device: torch.device) -> dict[str, Any]:
     """Time ``steps`` training steps after one warm-up step."""
     torch.manual_seed(0)
-    model = build_fusion(method).to(device).train()
+    model = build_method(method).to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     features, masks, labels = random_batch(method, length, batch_size, device)
     cuda = device.type == "cuda"
@@ -88,7 +95,7 @@ def run_case(method: str, length: int, batch_size: int, steps: int, device: torc
 
     def step() -> None:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-            loss = torch.nn.functional.cross_entropy(model(features, masks).logits.float(), labels)
+            loss = torch.nn.functional.cross_entropy(model.fuse(features, masks).logits.float(), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

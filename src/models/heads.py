@@ -113,3 +113,15 @@ def build_head(spec: Mapping[str, Any], in_dim: int, out_dim: int) -> nn.Module:
     if "hidden_dims" in options:
         options["hidden_dims"] = list(options["hidden_dims"])
     return HEADS[name](in_dim, out_dim, **options)
+
+
+class HeadFactory:
+    """``make_head(in_dim)``: the configured ``model.head`` mapping ``in_dim`` to ``num_outputs`` logits
+    (what a model puts after a fusion layer, and what a predictor builds its classifiers with)."""
+
+    def __init__(self, spec: Mapping[str, Any], num_outputs: int) -> None:
+        self.spec = dict(spec)
+        self.num_outputs = int(num_outputs)
+
+    def __call__(self, in_dim: int) -> nn.Module:
+        return build_head(self.spec, in_dim, self.num_outputs)

@@ -16,7 +16,7 @@ Protocol guarantees (see README "Evaluation protocol"):
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -41,15 +41,39 @@ LEGACY_PREFIXES: tuple[tuple[str, str], ...] = (
 )
 
 
-def upgrade_state_dict(state_dict: Mapping[str, Any]) -> dict[str, Any]:
-    """``state_dict`` with the keys of earlier checkpoint layouts renamed to today's
-    (:data:`LEGACY_PREFIXES`), so checkpoints written before the plain-model refactor still load."""
+#: submodules that moved when fusions became fusion layers + a head (old prefix -> new): the ModDrop
+#: wrapper's ``inner`` fusion is the fusion itself, a fusion layer's head is the model's, FGMU's unit
+#: is named as the GMU's. Only
+#: applied where the module has the new key and lacks the old one (a predictor keeps its ``head``).
+MOVED_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("model.fusion.inner.", "model.fusion."),
+    ("model.fusion.head.", "model.head."),
+    ("model.fusion.fgmu.", "model.fusion.gmu."),  # FGMUFusion is GMUFusion with the FGMU unit
+)
+
+
+def _renamed(key: str, rules: Sequence[tuple[str, str]]) -> list[str]:
+    """``key`` and every key reached from it by applying ``rules`` in order (each at most once)."""
+    keys = [key]
+    for old, new in rules:
+        keys += [new + k[len(old) :] for k in keys if k.startswith(old)]
+    return keys
+
+
+def upgrade_state_dict(
+    state_dict: Mapping[str, Any], expected: Collection[str] | None = None
+) -> dict[str, Any]:
+    """``state_dict`` with the keys of earlier checkpoint layouts renamed to today's, so checkpoints
+    written before the plain-model refactor (:data:`LEGACY_PREFIXES`) and before the head left the
+    fusion (:data:`MOVED_PREFIXES`, given the module's own keys ``expected``) still load."""
     upgraded = {}
     for key, value in state_dict.items():
         for old, new in LEGACY_PREFIXES:
             if key.startswith(old):
                 key = new + key[len(old) :]
                 break
+        if expected is not None and key not in expected:
+            key = next((k for k in _renamed(key, MOVED_PREFIXES) if k in expected), key)
         upgraded[key] = value
     return upgraded
 
@@ -109,6 +133,11 @@ class FusionClassifier(LightningModule):
     def fusion(self) -> nn.Module:
         return self.model.fusion
 
+    @property
+    def head(self) -> nn.Module | None:
+        """The head after a fusion layer (None for a predictor, whose outputs are its own)."""
+        return self.model.head
+
     def forward(self, batch: Mapping[str, Any]) -> FusionOutput:
         if self.hparams.channels_last:
             batch = channels_last_batch(batch)
@@ -122,6 +151,7 @@ class FusionClassifier(LightningModule):
             raise ValueError(f"model.init_range={width} must be > 0")
         trained_here = [
             self.fusion,
+            *([] if self.head is None else [self.head]),
             *(e for e in self.encoders.values() if not getattr(e, "pretrained", False)),
         ]
         with torch.no_grad():
@@ -138,7 +168,8 @@ class FusionClassifier(LightningModule):
         if self.hparams.channels_last:
             self.to(memory_format=torch.channels_last)
         if self._compile is not None:
-            compile_in_place([*self.encoders.values(), self.fusion], self._compile)
+            parts = [*self.encoders.values(), self.fusion, *([] if self.head is None else [self.head])]
+            compile_in_place(parts, self._compile)
             self._compile = None
 
     def predict_scores(self, logits: torch.Tensor) -> torch.Tensor:
@@ -263,7 +294,7 @@ class FusionClassifier(LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Checkpoints of earlier layouts load unchanged (:func:`upgrade_state_dict`)."""
-        checkpoint["state_dict"] = upgrade_state_dict(checkpoint["state_dict"])
+        checkpoint["state_dict"] = upgrade_state_dict(checkpoint["state_dict"], self.state_dict().keys())
 
     # ---------------------------------------------------------------------------- optimisers
     def configure_optimizers(self) -> dict[str, Any]:

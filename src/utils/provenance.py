@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from src.errors import UserError, user_message
-from src.utils.resolvers import REPO_ROOT
+from src.utils.paths import REPO_ROOT
 from src.utils.run_dir import is_global_rank_zero
 
 PROVENANCE = "provenance.json"

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from src.utils.paths import REPO_ROOT
+
+__all__ = ["REPO_ROOT", "if_else", "register_resolvers"]
 
 
 def if_else(condition: Any, when_true: Any, when_false: Any) -> Any:

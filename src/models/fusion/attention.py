@@ -9,7 +9,7 @@ Every modality is projected to ``dim``; each modality's tokens then attend (``nu
 the tokens of all the other modalities (for two: text -> image and image -> text). With
 ``residual: true`` (ours, the transformer habit) the attended output is added to the query tokens and
 layer-normalised; ``residual: false`` is Eq. 3.26 as printed (the attended representation alone).
-The attended modalities are mean-pooled over their valid steps, concatenated and passed to the head.
+The attended modalities are mean-pooled over their valid steps and concatenated (the model's head follows).
 
 One vector per modality is one token, so each query attends to a single key: the softmax over one
 key is always 1, and Attended_t is just the projected value of the other modality,
@@ -20,14 +20,10 @@ steps and masks, and there the softmax does weigh the other modality's steps.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
-
 import torch
 from torch import nn
 
-from src.models.fusion.base import Fusion, FusionOutput
-from src.models.heads import build_head
+from src.models.fusion.base import FusionInputs, FusionLayer, LayerOutput
 from src.models.layers import masked_mean
 
 
@@ -40,24 +36,21 @@ def _as_tokens(x: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor
     return x, mask
 
 
-class CrossAttentionFusion(Fusion):
-    """Cross-attention of each modality over the others (optionally residual + layer norm), pooled, concatenated, then the head."""
+class CrossAttentionFusion(FusionLayer):
+    """Cross-attention of each modality over the others (optionally residual + layer norm), pooled, concatenated."""
 
     min_modalities = 2
     accepts_sequences = True
 
     def __init__(
         self,
-        input_dims: Mapping[str, int],
-        num_outputs: int,
-        head: Mapping[str, Any],
+        inputs: FusionInputs,
         dim: int = 256,
         num_heads: int = 8,
         dropout: float = 0.1,
         residual: bool = True,
-        modality_order: Sequence[str] | None = None,
     ) -> None:
-        super().__init__(input_dims, num_outputs, modality_order)
+        super().__init__(inputs)
         self.residual = residual
         if dim % num_heads:
             raise ValueError(f"fusion.dim={dim} must be divisible by fusion.num_heads={num_heads}")
@@ -69,9 +62,9 @@ class CrossAttentionFusion(Fusion):
             }
         )
         self.norm = nn.ModuleDict({m: nn.LayerNorm(dim) for m in self.modalities}) if residual else None
-        self.head = build_head(head, dim * len(self.modalities), num_outputs)
+        self.out_dim = dim * len(self.modalities)
 
-    def forward(self, features, masks=None) -> FusionOutput:
+    def forward(self, features, masks=None) -> LayerOutput:
         masks = masks or {}
         tokens, valid = {}, {}
         for m in self.modalities:
@@ -85,4 +78,4 @@ class CrossAttentionFusion(Fusion):
             attended, _ = self.attn[m](tokens[m], keys, keys, key_padding_mask=~key_valid, need_weights=False)
             out = self.norm[m](tokens[m] + attended) if self.norm is not None else attended
             pooled.append(masked_mean(out, valid[m]))
-        return FusionOutput(logits=self.head(torch.cat(pooled, dim=-1)))
+        return torch.cat(pooled, dim=-1), {}

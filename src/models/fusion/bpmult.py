@@ -83,13 +83,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from src.models.fusion.base import FusionOutput
+from src.models.fusion.base import FusionInputs, FusionOutput
 from src.models.fusion.fgmu import FusionGatedUnit
 from src.models.fusion.gmu import GatedMultimodalUnit
 from src.models.fusion.mult import pair_key
 from src.models.fusion.sequence import ResidualBlock, SequenceFusion
 from src.models.fusion.transformer import CrossmodalTransformer
+from src.models.heads import HeadFactory
 from src.models.layers import zero_padding
+from src.tasks import TaskLink
 
 log = logging.getLogger(__name__)
 
@@ -176,15 +178,20 @@ class ParallelBranch(nn.Module):
 
 
 class BPMuLTFusion(SequenceFusion):
-    """``fusion=bpmult``; see the module docstring for the architecture and the ablations."""
+    """``fusion=bpmult``; see the module docstring for the architecture and the ablations.
+
+    A predictor (``predicts``): its final GMU emits the class scores, so ``make_head`` only gives
+    their count.
+    """
 
     min_sequences = 3
+    predicts = True
 
     def __init__(
         self,
-        input_dims: Mapping[str, int],
-        num_outputs: int,
-        head: Mapping[str, Any],
+        inputs: FusionInputs,
+        make_head: HeadFactory,
+        link: TaskLink,
         ablation: str = "none",
         d_model: int = 30,
         num_heads: int = 5,
@@ -202,16 +209,15 @@ class BPMuLTFusion(SequenceFusion):
         extras: Sequence[str] = (),
         kernel_sizes: int | Mapping[str, int] = 1,
         summary_tokens: Mapping[str, str] | None = None,
-        modality_order: Sequence[str] | None = None,
     ) -> None:
-        super().__init__(
-            input_dims, num_outputs, d_model, extras, kernel_sizes, summary_tokens, modality_order
-        )
+        super().__init__(inputs, d_model, extras, kernel_sizes, summary_tokens)
+        self.link = link
+        self.num_outputs = num_outputs = make_head.num_outputs
         if ablation not in PARTS:
             raise ValueError(f"fusion.ablation={ablation!r}: expected one of {ABLATIONS}")
         self.ablation = ablation
         self.parts = parts = PARTS[ablation]
-        self.head_config = dict(head)
+        self.head_config = dict(make_head.spec)
         log.warning(
             "fusion=bpmult ends in BPMuLT Eq. 24's %d class scores; model.head %s is not used",
             num_outputs,

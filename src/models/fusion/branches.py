@@ -15,6 +15,10 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from src.models.fusion.base import FusionInputs, Predictor
+from src.models.heads import HeadFactory
+from src.tasks import TaskLink
+
 BRANCHES = ("auto", "dense", "conv")
 ALIGNS = ("pad", "project")
 
@@ -125,3 +129,52 @@ class InputAligner(nn.Module):
 def reshape_input(x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
     """A flattened feature (B, prod(shape)) back to (B, *shape)."""
     return x.reshape(x.shape[0], *shape)
+
+
+class StagedPredictor(Predictor):
+    """Base of the predictors built from per-modality stage networks (CentralNet, layer fusion): the
+    one set of stage options they share, the branch kind and each modality's input shape.
+
+    ``branch``: conv stages on same-shape images, dense otherwise (:func:`resolve_branch`);
+    ``conv_channels``, ``conv_kernel``, ``hidden_dims``, ``batch_norm``, ``dropout``: the stages
+    (:func:`build_stages`); ``align``: how inputs of different sizes meet (:class:`InputAligner`).
+    """
+
+    min_modalities = 2
+    image_maps_when = {"branch": "conv"}  # conv branches convolve every modality's (C, H, W) maps
+
+    def __init__(
+        self,
+        inputs: FusionInputs,
+        make_head: HeadFactory,
+        link: TaskLink,
+        branch: str = "auto",
+        conv_channels: Sequence[int] = (16, 32),
+        conv_kernel: int = 3,
+        hidden_dims: Sequence[int] = (128,),
+        align: str = "pad",
+        batch_norm: bool = True,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__(inputs, make_head, link)
+        self.branch = resolve_branch(branch, {m: inputs.shapes[m] for m in self.modalities})
+        self.shapes = {
+            m: tuple(inputs.shapes[m]) if self.branch == "conv" else (self.input_dims[m],)
+            for m in self.modalities
+        }
+        self.align_mode = align
+        self.stage_options = {
+            "conv_channels": conv_channels,
+            "conv_kernel": conv_kernel,
+            "hidden_dims": hidden_dims,
+            "batch_norm": batch_norm,
+            "dropout": dropout,
+        }
+
+    def stages(self, input_shape: Sequence[int]) -> nn.ModuleList:
+        """A network from ``input_shape`` to the outputs, cut into stages."""
+        return build_stages(input_shape, out_dim=self.num_outputs, **self.stage_options)[0]
+
+    def aligner(self) -> InputAligner:
+        """The :class:`InputAligner` of the modality inputs (``fusion.align``)."""
+        return InputAligner(self.shapes, self.align_mode)

@@ -1,55 +1,61 @@
 """Building a fusion from its config dict: the one place that knows the fusion-wide options.
 
 ``fusion`` is the plain dict of ``conf/fusion/<name>.yaml``: ``_target_`` names the class, the rest
-are its options, except two options every fusion accepts here:
+are its options, except two that every fusion accepts and the model builder takes out first
+(:func:`split_fusion_config`):
 
-- ``moddrop_p`` (e.g. ``fusion=concat +fusion.moddrop_p=0.25``): wrap the fusion in
-  :class:`~src.models.fusion.moddrop.ModDropFusion` (Neverova et al. 2016), which drops whole
-  modalities with probability ``p`` during training.
-- context values a fusion class asks for in ``context_args`` (``task``: the dataset's task, for
-  late fusions that combine probabilities; ``input_shapes``: each modality's feature shape before
-  flattening, for CentralNet / layer fusion conv branches on images).
+- ``modality_order``: the order the fusion walks the modalities in (null = sorted names), part of
+  the :class:`~src.models.fusion.base.FusionInputs`;
+- ``moddrop_p`` (e.g. ``fusion=concat +fusion.moddrop_p=0.25``): whole modalities dropped with that
+  probability while training, before the fusion (:class:`~src.models.fusion.moddrop.ModalityDropout`).
+
+The class's ``predicts`` attribute says what it is: a fusion layer gets only its inputs and options
+and the model puts ``make_head(fusion.out_dim)`` after it; a predictor also gets the head factory and
+the task link.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from hydra.utils import get_class
+from torch import nn
 
-from src.models.encoders.base import Encoder
-from src.models.fusion.base import Fusion
-from src.models.fusion.moddrop import ModDropFusion
+from src.models.fusion.base import Fusion, FusionInputs
+from src.models.heads import HeadFactory
+from src.tasks import TaskLink
 
-
-def feature_shapes(encoders: Mapping[str, Encoder]) -> dict[str, list[int]]:
-    """Shape of each modality's fusion input before flattening (``Encoder.feature_shape``).
-
-    An image through the identity encoder keeps its (C, H, W) shape, and so do a CNN's last conv maps
-    (so a fusion can apply convolutions to them); any other encoder output is a vector (out_dim,).
-    """
-    return {modality: [int(s) for s in encoder.feature_shape] for modality, encoder in encoders.items()}
+#: options of every fusion config that are not the fusion class's own
+FUSION_WIDE_OPTIONS = ("modality_order", "moddrop_p")
 
 
-def build_fusion(
+def split_fusion_config(
     spec: Mapping[str, Any],
-    input_dims: Mapping[str, int],
-    num_outputs: int,
-    head: Mapping[str, Any],
-    task: str,
-    input_shapes: Mapping[str, Sequence[int]] | None = None,
-) -> Fusion:
-    """Instantiate ``spec`` (with ``_target_``), giving it the context it declares, wrapped in ModDrop if asked."""
+) -> tuple[type[Fusion], dict[str, Any], list[str] | None, float]:
+    """The class ``spec`` names (``_target_``), its own options, and the fusion-wide ones: the
+    modality order and the ModDrop probability."""
     options = dict(spec)
     if "_target_" not in options:
         raise ValueError(f"the fusion config {sorted(options)} has no _target_")
-    shapes = dict(input_shapes or {m: [d] for m, d in input_dims.items()})
-    moddrop_p = float(options.pop("moddrop_p", 0.0) or 0.0)
-    if moddrop_p > 0:
-        return ModDropFusion(input_dims, num_outputs, head, task, shapes, inner=options, p=moddrop_p)
     fusion_cls = get_class(options.pop("_target_"))
-    context = {"task": task, "input_shapes": shapes}
-    for key in getattr(fusion_cls, "context_args", ()):
-        options[key] = context[key]
-    return fusion_cls(input_dims=dict(input_dims), num_outputs=num_outputs, head=dict(head), **options)
+    order = options.pop("modality_order", None)
+    moddrop_p = float(options.pop("moddrop_p", 0.0) or 0.0)
+    return fusion_cls, options, (None if order is None else list(order)), moddrop_p
+
+
+def build_fusion(
+    fusion_cls: type[Fusion],
+    options: Mapping[str, Any],
+    inputs: FusionInputs,
+    make_head: HeadFactory,
+    link: TaskLink,
+) -> tuple[Fusion, nn.Module | None]:
+    """``fusion_cls`` with its ``options`` and the head after it: a fusion layer's
+    ``make_head(out_dim)``, or None for a predictor (which has its own outputs)."""
+    if not getattr(fusion_cls, "accepts_sequences", False):
+        inputs = inputs.pooled()
+    if getattr(fusion_cls, "predicts", False):
+        return fusion_cls(inputs, make_head, link, **options), None
+    fusion = fusion_cls(inputs, **options)
+    return fusion, make_head(fusion.out_dim)

@@ -32,77 +32,52 @@ unimodal predictions as the output sum combines them. Ours (the paper reports on
 lets the robustness sweep ask whether the sum leans away from a degraded modality.
 
 Stages are convolutional on images of one (C, H, W) shape and dense otherwise
-(:mod:`src.models.fusion.branches`); the configured ``head`` is not used, since the output layers
-belong to the central and unimodal networks.
+(:mod:`src.models.fusion.branches`); ``make_head`` (``model.head``) only gives the number of outputs,
+since the output layers belong to the central and unimodal networks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from src.models.fusion.base import Fusion, FusionOutput
-from src.models.fusion.branches import InputAligner, build_stages, reshape_input, resolve_branch
-from src.models.fusion.common import check_task, to_logits, to_scores
-from src.tasks import MULTICLASS
+from src.models.fusion.base import FusionInputs, FusionOutput
+from src.models.fusion.branches import StagedPredictor, reshape_input
+from src.models.heads import HeadFactory
+from src.tasks import MULTICLASS, TaskLink
 
 FORMS = ("eq1", "eq3", "eq3_per_depth")
 OUTPUTS = ("scores", "logits")
 
 
-class CentralNetFusion(Fusion):
-    """Unimodal networks, a central network fed by weighted sums at every depth, weighted output."""
+class CentralNetFusion(StagedPredictor):
+    """Unimodal networks, a central network fed by weighted sums at every depth, weighted output.
 
-    min_modalities = 2
-    context_args = ("task", "input_shapes")
-    image_maps_when = {"branch": "conv"}  # conv branches convolve every modality's (C, H, W) maps
+    ``stage_options``: the stages' options (:class:`~src.models.fusion.branches.StagedPredictor`).
+    """
 
     def __init__(
         self,
-        input_dims: Mapping[str, int],
-        num_outputs: int,
-        head: Mapping[str, Any],
-        task: str,
-        input_shapes: Mapping[str, Sequence[int]],
+        inputs: FusionInputs,
+        make_head: HeadFactory,
+        link: TaskLink,
         form: str = "eq3",
         output: str = "scores",
-        branch: str = "auto",
-        conv_channels: Sequence[int] = (16, 32),
-        conv_kernel: int = 3,
-        hidden_dims: Sequence[int] = (128,),
-        align: str = "pad",
-        batch_norm: bool = True,
-        dropout: float = 0.0,
-        modality_order: Sequence[str] | None = None,
+        **stage_options: Any,
     ) -> None:
-        super().__init__(input_dims, num_outputs, modality_order)
+        super().__init__(inputs, make_head, link, **stage_options)
         if form not in FORMS:
             raise ValueError(f"fusion.form={form!r}; expected one of {FORMS}")
         if output not in OUTPUTS:
             raise ValueError(f"fusion.output={output!r}; expected one of {OUTPUTS}")
-        self.task = check_task(task, "CentralNetFusion")
         self.form = form
         self.output = output
-        self.branch = resolve_branch(branch, {m: input_shapes[m] for m in self.modalities})
-        self.shapes = {
-            m: tuple(input_shapes[m]) if self.branch == "conv" else (self.input_dims[m],)
-            for m in self.modalities
-        }
-        options = {
-            "conv_channels": conv_channels,
-            "conv_kernel": conv_kernel,
-            "hidden_dims": hidden_dims,
-            "batch_norm": batch_norm,
-            "dropout": dropout,
-        }
-        self.unimodal = nn.ModuleDict()
-        for m in self.modalities:
-            self.unimodal[m], _ = build_stages(self.shapes[m], out_dim=num_outputs, **options)
-        self.align = InputAligner(self.shapes, align)
-        self.central, _ = build_stages(self.align.shape, out_dim=num_outputs, **options)
+        self.unimodal = nn.ModuleDict({m: self.stages(self.shapes[m]) for m in self.modalities})
+        self.align = self.aligner()
+        self.central = self.stages(self.align.shape)
         n = len(self.modalities)
         depths = len(self.central) + 1  # a sum before every central stage, and one over the outputs
         # alphas[d][0] weighs the central state (unused at depth 0), alphas[d][1 + k] modality k.
@@ -140,12 +115,12 @@ class CentralNetFusion(Fusion):
         if self.output == "logits":
             return self.weighted_sum(depth, central, outputs)
         scores = self.weighted_sum(
-            depth, to_scores(central, self.task), [to_scores(o, self.task) for o in outputs]
+            depth, self.link.to_scores(central), [self.link.to_scores(o) for o in outputs]
         )
-        if self.task == MULTICLASS:  # learned alphas need not sum to 1: renormalise the distribution
+        if self.link.task == MULTICLASS:  # learned alphas need not sum to 1: renormalise the distribution
             scores = scores.clamp_min(0.0)
             scores = scores / scores.sum(-1, keepdim=True).clamp_min(torch.finfo(scores.dtype).tiny)
-        return to_logits(scores, self.task)
+        return self.link.to_logits(scores)
 
     def forward(self, features, masks=None) -> FusionOutput:
         hiddens = [reshape_input(features[m], self.shapes[m]) for m in self.modalities]
@@ -157,7 +132,7 @@ class CentralNetFusion(Fusion):
             shares.append(self.modality_shares(depth, hiddens))
             central = self.central[depth](self.weighted_sum(depth, central, hiddens))
         outputs = [self.unimodal[m][-1](h) for m, h in zip(self.modalities, hiddens, strict=True)]
-        summed = outputs if self.output == "logits" else [to_scores(o, self.task) for o in outputs]
+        summed = outputs if self.output == "logits" else [self.link.to_scores(o) for o in outputs]
         shares.append(self.modality_shares(len(self.central), summed))
         logits = self.combine_predictions(central, outputs)
         return FusionOutput(

@@ -12,49 +12,40 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from src.models.fusion.base import Fusion, FusionOutput
-from src.models.fusion.common import to_scores
+from src.models.fusion.base import FusionInputs, FusionLayer, FusionOutput, LayerOutput
 from src.models.fusion.late import UnimodalHeadsFusion
-from src.models.heads import build_head
 
 
-class ConcatFusion(Fusion):
-    """``fusion=concat``: h = [x_1; ...; x_K] in the fusion order, then the configured head.
+class ConcatFusion(FusionLayer):
+    """``fusion=concat``: h = [x_1; ...; x_K] in the fusion order (the model's head follows).
 
     ``projection_dim`` first maps every modality linearly to that size, h = [W_1 x_1; ...; W_K x_K]
     (the 2025 MM-IMDb comparison's early fusion, Eq. 3.20: both features "projected to a common
     512-dimensional space through linear layers, then concatenated").
     """
 
-    def __init__(
-        self,
-        input_dims: Mapping[str, int],
-        num_outputs: int,
-        head: Mapping[str, Any],
-        projection_dim: int | None = None,
-        modality_order: Sequence[str] | None = None,
-    ) -> None:
-        super().__init__(input_dims, num_outputs, modality_order)
+    def __init__(self, inputs: FusionInputs, projection_dim: int | None = None) -> None:
+        super().__init__(inputs)
         self.projections = (
             nn.ModuleDict({m: nn.Linear(d, projection_dim) for m, d in self.input_dims.items()})
             if projection_dim
             else None
         )
-        width = projection_dim * len(self.modalities) if projection_dim else sum(self.input_dims.values())
-        self.head = build_head(head, width, num_outputs)
+        self.out_dim = (
+            projection_dim * len(self.modalities) if projection_dim else sum(self.input_dims.values())
+        )
 
-    def forward(self, features, masks=None) -> FusionOutput:
+    def forward(self, features, masks=None) -> LayerOutput:
         parts = [
             self.projections[m](features[m]) if self.projections is not None else features[m]
             for m in self.modalities
         ]
-        return FusionOutput(logits=self.head(torch.cat(parts, dim=-1)))
+        return torch.cat(parts, dim=-1), {}
 
 
 class ScoreConcatFusion(UnimodalHeadsFusion):
@@ -66,5 +57,5 @@ class ScoreConcatFusion(UnimodalHeadsFusion):
 
     def forward(self, features, masks=None) -> FusionOutput:
         logits = {m: self.heads[m](features[m]) for m in self.modalities}
-        scores = torch.cat([to_scores(logits[m], self.task) for m in self.modalities], dim=-1)
+        scores = torch.cat([self.link.to_scores(logits[m]) for m in self.modalities], dim=-1)
         return FusionOutput(logits=self.perceptron(scores), aux_logits=logits if self.aux_losses else {})

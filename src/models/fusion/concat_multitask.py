@@ -9,31 +9,21 @@ instead: ``fusion=concat_scores fusion.aux_losses=true`` (:mod:`src.models.fusio
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
-
 import torch
 from torch import nn
 
-from src.models.fusion.base import Fusion, FusionOutput
-from src.models.heads import build_head
+from src.models.fusion.base import FusionInputs, FusionOutput, Predictor
+from src.models.heads import HeadFactory
+from src.tasks import TaskLink
 
 
-class ConcatMultitaskFusion(Fusion):
+class ConcatMultitaskFusion(Predictor):
     """Head on [x_1; ...; x_K]; a head per modality supplies ``aux_logits``."""
 
-    def __init__(
-        self,
-        input_dims: Mapping[str, int],
-        num_outputs: int,
-        head: Mapping[str, Any],
-        modality_order: Sequence[str] | None = None,
-    ) -> None:
-        super().__init__(input_dims, num_outputs, modality_order)
-        self.head = build_head(head, sum(self.input_dims.values()), num_outputs)
-        self.unimodal_heads = nn.ModuleDict(
-            {m: build_head(head, self.input_dims[m], num_outputs) for m in self.modalities}
-        )
+    def __init__(self, inputs: FusionInputs, make_head: HeadFactory, link: TaskLink) -> None:
+        super().__init__(inputs, make_head, link)
+        self.head = make_head(sum(self.input_dims.values()))
+        self.unimodal_heads = nn.ModuleDict({m: make_head(self.input_dims[m]) for m in self.modalities})
 
     def forward(self, features, masks=None) -> FusionOutput:
         logits = self.head(torch.cat([features[m] for m in self.modalities], dim=-1))

@@ -24,33 +24,27 @@ from typing import Any
 import torch
 from torch import nn
 
-from src.models.fusion.base import Fusion, FusionOutput
+from src.models.fusion.base import FusionInputs, FusionOutput, Predictor
 from src.models.fusion.branches import build_stages, reshape_input
-from src.models.fusion.common import check_task, to_logits, to_scores
-from src.models.heads import build_head
+from src.models.heads import HeadFactory
+from src.tasks import TaskLink
 
 FUSED = "fused"
 
 
-class EnsembleFusion(Fusion):
+class EnsembleFusion(Predictor):
     """Average of the members' probabilities (the mean output for regression)."""
-
-    context_args = ("task", "input_shapes")
 
     def __init__(
         self,
-        input_dims: Mapping[str, int],
-        num_outputs: int,
-        head: Mapping[str, Any],
-        task: str,
-        input_shapes: Mapping[str, Sequence[int]] | None = None,
+        inputs: FusionInputs,
+        make_head: HeadFactory,
+        link: TaskLink,
         members: Sequence[str] | None = None,
         networks: Mapping[str, Any] | None = None,
         aux_losses: bool = True,
-        modality_order: Sequence[str] | None = None,
     ) -> None:
-        super().__init__(input_dims, num_outputs, modality_order)
-        self.task = check_task(task, "EnsembleFusion")
+        super().__init__(inputs, make_head, link)
         self.members = list(members) if members is not None else list(self.modalities)
         if not self.members:
             raise ValueError("fusion.members is empty: an ensemble needs at least one classifier")
@@ -63,16 +57,17 @@ class EnsembleFusion(Fusion):
             raise ValueError(
                 f"fusion.networks builds each member on one modality's input; {FUSED!r} has none"
             )
-        shapes = dict(input_shapes or {})
-        self.shapes = {m: tuple(shapes.get(m, (self.input_dims[m],))) for m in self.modalities}
+        self.shapes = dict(inputs.shapes)
         self.keys = [f"member{i}_{name}" for i, name in enumerate(self.members)]
         self.classifiers = nn.ModuleDict()
         for key, name in zip(self.keys, self.members, strict=True):
             if networks is not None:
-                self.classifiers[key], _ = build_stages(self.shapes[name], out_dim=num_outputs, **networks)
+                self.classifiers[key], _ = build_stages(
+                    self.shapes[name], out_dim=self.num_outputs, **networks
+                )
                 continue
             in_dim = sum(self.input_dims.values()) if name == FUSED else self.input_dims[name]
-            self.classifiers[key] = build_head(head, in_dim, num_outputs)
+            self.classifiers[key] = make_head(in_dim)
         self.networks = networks is not None
         self.aux_losses = aux_losses
 
@@ -91,5 +86,5 @@ class EnsembleFusion(Fusion):
             key: self.member_logits(key, name, features)
             for key, name in zip(self.keys, self.members, strict=True)
         }
-        mean = torch.stack([to_scores(v, self.task) for v in logits.values()]).mean(0)
-        return FusionOutput(logits=to_logits(mean, self.task), aux_logits=logits if self.aux_losses else {})
+        mean = torch.stack([self.link.to_scores(v) for v in logits.values()]).mean(0)
+        return FusionOutput(logits=self.link.to_logits(mean), aux_logits=logits if self.aux_losses else {})

@@ -12,15 +12,14 @@ all streams share the model dimension).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from src.models.fusion.base import Fusion, FusionOutput
-from src.models.fusion.gmu import GatedMultimodalUnit
-from src.models.heads import build_head
+from src.models.fusion.base import FusionInputs
+from src.models.fusion.gmu import GatedMultimodalUnit, GMUFusion
 
 PROJECTIONS = ("linear", "identity")
 
@@ -53,31 +52,11 @@ class FusionGatedUnit(GatedMultimodalUnit):
         return super().modality_terms(inputs) * projected
 
 
-class FGMUFusion(Fusion):
-    """An FGMU over the modality vectors, then the configured head; gates in ``interpret["gates"]``."""
+class FGMUFusion(GMUFusion):
+    """``fusion=fgmu``: :class:`~src.models.fusion.gmu.GMUFusion` with the FGMU unit (the model's head
+    follows); gates in ``interpret["gates"]``. ``gmu_options``: GMUFusion's (hidden_dim, tied, bias, dropout)."""
 
-    min_modalities = 2
+    unit_cls = FusionGatedUnit
 
-    def __init__(
-        self,
-        input_dims: Mapping[str, int],
-        num_outputs: int,
-        head: Mapping[str, Any],
-        hidden_dim: int = 512,
-        tied: bool = True,
-        bias: bool = False,
-        project: str = "linear",
-        dropout: float = 0.0,
-        modality_order: Sequence[str] | None = None,
-    ) -> None:
-        super().__init__(input_dims, num_outputs, modality_order)
-        dims = [self.input_dims[m] for m in self.modalities]
-        self.fgmu = FusionGatedUnit(
-            dims, hidden_dim, tied=tied and len(dims) == 2, bias=bias, project=project
-        )
-        self.dropout = nn.Dropout(dropout)
-        self.head = build_head(head, hidden_dim, num_outputs)
-
-    def forward(self, features, masks=None) -> FusionOutput:
-        fused, gates = self.fgmu([features[m] for m in self.modalities])
-        return FusionOutput(logits=self.head(self.dropout(fused)), interpret={"gates": gates})
+    def __init__(self, inputs: FusionInputs, project: str = "linear", **gmu_options: Any) -> None:
+        super().__init__(inputs, project=project, **gmu_options)

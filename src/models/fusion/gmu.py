@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from src.models.fusion.base import Fusion, FusionOutput
-from src.models.heads import build_head
+from src.models.fusion.base import FusionInputs, FusionLayer, LayerOutput
 
 
 class GatedMultimodalUnit(nn.Module):
@@ -52,32 +51,33 @@ class GatedMultimodalUnit(nn.Module):
         return (gates * self.modality_terms(inputs)).sum(dim=1), gates
 
 
-class GMUFusion(Fusion):
-    """``fusion=gmu``: a GMU over the modality vectors, then the configured head (MaxoutMLP in the paper)."""
+class GMUFusion(FusionLayer):
+    """``fusion=gmu``: a GMU over the modality vectors (the model's head follows: MaxoutMLP in the paper)."""
 
     min_modalities = 2
+    #: the unit over the modality vectors (``fusion=fgmu`` swaps in the FGMU); ``unit_options`` go to it
+    unit_cls: type[GatedMultimodalUnit] = GatedMultimodalUnit
 
     def __init__(
         self,
-        input_dims: Mapping[str, int],
-        num_outputs: int,
-        head: Mapping[str, Any],
+        inputs: FusionInputs,
         hidden_dim: int = 512,
         tied: bool = True,
         bias: bool = False,
         dropout: float = 0.0,
-        modality_order: Sequence[str] | None = None,
+        **unit_options: Any,
     ) -> None:
-        super().__init__(input_dims, num_outputs, modality_order)
-        self.gmu = GatedMultimodalUnit(
+        super().__init__(inputs)
+        self.gmu = self.unit_cls(
             [self.input_dims[m] for m in self.modalities],
             hidden_dim,
             tied=tied and len(self.modalities) == 2,
             bias=bias,
+            **unit_options,
         )
         self.dropout = nn.Dropout(dropout)
-        self.head = build_head(head, hidden_dim, num_outputs)
+        self.out_dim = hidden_dim
 
-    def forward(self, features, masks=None) -> FusionOutput:
+    def forward(self, features, masks=None) -> LayerOutput:
         fused, gates = self.gmu([features[m] for m in self.modalities])
-        return FusionOutput(logits=self.head(self.dropout(fused)), interpret={"gates": gates})
+        return self.dropout(fused), {"gates": gates}

@@ -16,7 +16,7 @@ Paper: silent on every layer below; ours, as one reading of those sentences:
 - late: MuLT-GMU's fused per-target summaries -> h_late (the exact architecture of [7], see
   :mod:`src.models.fusion.mult`);
 - hybrid: a bimodal tied GMU, z * tanh(W_e h_early) + (1 - z) * tanh(W_l h_late), then MulT's
-  residual block and the configured head.
+  residual block (the model's head follows).
 
 Interpretation: ``gates`` (B, K, H) of the late MuLT-GMU, ``gates_early`` (B, K, H) of the
 early GMU, both in ``self.modalities`` order, and ``gates_final`` (B, 2, H) = [z, 1 - z] for
@@ -25,14 +25,12 @@ early GMU, both in ``self.modalities`` order, and ``gates_final`` (B, 2, H) = [z
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from src.models.fusion.base import FusionOutput
+from src.models.fusion.base import FusionInputs, LayerOutput
 from src.models.fusion.gmu import GatedMultimodalUnit
 from src.models.fusion.mult import MulTFusion
 from src.models.fusion.sequence import ResidualBlock
-from src.models.heads import build_head
 from src.models.layers import masked_mean
 
 
@@ -41,27 +39,24 @@ class HybridEarlyLateFusion(MulTFusion):
 
     def __init__(
         self,
-        input_dims: Mapping[str, int],
-        num_outputs: int,
-        head: Mapping[str, Any],
+        inputs: FusionInputs,
         early_hidden: int = 128,
         final_hidden: int = 128,
         **mult_options: Any,
     ) -> None:
         mult_options["combine"] = "gmu"
-        super().__init__(input_dims, num_outputs, head, **mult_options)
+        super().__init__(inputs, **mult_options)
         dims = [self.d_model if m in self.sequences else self.input_dims[m] for m in self.modalities]
         self.early = GatedMultimodalUnit(dims, early_hidden, tied=False)
         self.final = GatedMultimodalUnit([early_hidden, self.fused_dim], final_hidden, tied=True)
         self.residual = ResidualBlock(final_hidden, mult_options.get("out_dropout", 0.0))
-        self.head = build_head(head, final_hidden, num_outputs)
+        self.out_dim = final_hidden
 
-    def forward(self, features, masks=None) -> FusionOutput:
+    def forward(self, features, masks=None) -> LayerOutput:
         sequences, sequence_masks, extras = self.project(features, masks)
         late, interpret = self.late_representation(sequences, sequence_masks, extras)
         pooled = {m: masked_mean(sequences[m], sequence_masks[m]) for m in self.sequences}
         early, early_gates = self.early([pooled[m] if m in pooled else extras[m] for m in self.modalities])
         fused, final_gates = self.final([early, late])
-        logits = self.head(self.out_dropout(self.residual(fused)))
         interpret = {**interpret, "gates_early": early_gates, "gates_final": final_gates}
-        return FusionOutput(logits=logits, interpret=interpret)
+        return self.out_dropout(self.residual(fused)), interpret

@@ -10,52 +10,40 @@
   2025 MM-IMDb comparison, p = alpha p_text + (1 - alpha) p_image); alpha weighs the first
   modality of the fusion order (set ``fusion.modality_order=[text,image]`` for the paper's form).
 
-Scores are probabilities for classification (see :mod:`src.models.fusion.common`); the fused score
+Scores are probabilities for classification (:class:`src.tasks.TaskLink`); the fused score
 goes back to logits for the task loss. With ``aux_losses: true`` each unimodal classifier is also
 trained on its own loss (``FusionOutput.aux_logits``, weighted by ``model.aux_loss_weight``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from src.models.fusion.base import Fusion, FusionOutput
-from src.models.fusion.common import check_task, to_logits, to_scores
-from src.models.heads import build_head
+from src.models.fusion.base import FusionInputs, FusionOutput, Predictor
+from src.models.heads import HeadFactory
+from src.tasks import TaskLink
 
 
-class UnimodalHeadsFusion(Fusion):
-    """Shared part: a ``head`` per modality and :meth:`combine` over the stacked scores (B, K, C)."""
-
-    context_args = ("task",)
+class UnimodalHeadsFusion(Predictor):
+    """Shared part: a head per modality and :meth:`combine` over the stacked scores (B, K, C)."""
 
     def __init__(
-        self,
-        input_dims: Mapping[str, int],
-        num_outputs: int,
-        head: Mapping[str, Any],
-        task: str,
-        aux_losses: bool = False,
-        modality_order: Sequence[str] | None = None,
+        self, inputs: FusionInputs, make_head: HeadFactory, link: TaskLink, aux_losses: bool = False
     ) -> None:
-        super().__init__(input_dims, num_outputs, modality_order)
-        self.task = check_task(task, type(self).__name__)
+        super().__init__(inputs, make_head, link)
         self.aux_losses = aux_losses
-        self.heads = nn.ModuleDict(
-            {m: build_head(head, self.input_dims[m], num_outputs) for m in self.modalities}
-        )
+        self.heads = nn.ModuleDict({m: make_head(self.input_dims[m]) for m in self.modalities})
 
     def combine(self, scores: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def forward(self, features, masks=None) -> FusionOutput:
         logits = {m: self.heads[m](features[m]) for m in self.modalities}
-        scores = torch.stack([to_scores(logits[m], self.task) for m in self.modalities], dim=1)
-        fused = to_logits(self.combine(scores), self.task)
+        scores = torch.stack([self.link.to_scores(logits[m]) for m in self.modalities], dim=1)
+        fused = self.link.to_logits(self.combine(scores))
         return FusionOutput(logits=fused, aux_logits=logits if self.aux_losses else {})
 
 

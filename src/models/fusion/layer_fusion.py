@@ -12,68 +12,47 @@ CentralNet (``fusion.align``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from src.models.fusion.base import Fusion, FusionOutput
-from src.models.fusion.branches import InputAligner, build_stages, reshape_input, resolve_branch
-from src.models.fusion.common import check_task, to_logits, to_scores
+from src.models.fusion.base import FusionInputs, FusionOutput
+from src.models.fusion.branches import StagedPredictor, reshape_input
+from src.models.heads import HeadFactory
+from src.tasks import TaskLink
 
 OPS = ("sum", "subtract", "product")
 
 
-class LayerFusion(Fusion):
-    """Modality networks merged at depth ``layer`` by ``op``; optional ensemble with the unimodal outputs."""
+class LayerFusion(StagedPredictor):
+    """Modality networks merged at depth ``layer`` by ``op``; optional ensemble with the unimodal outputs.
 
-    min_modalities = 2
-    context_args = ("task", "input_shapes")
-    image_maps_when = {"branch": "conv"}  # conv branches convolve every modality's (C, H, W) maps
+    ``stage_options``: the stages' options (:class:`~src.models.fusion.branches.StagedPredictor`).
+    """
+
     depth_option = "layer"  # the stage the modalities merge at (there are fewer on dense branches)
 
     def __init__(
         self,
-        input_dims: Mapping[str, int],
-        num_outputs: int,
-        head: Mapping[str, Any],
-        task: str,
-        input_shapes: Mapping[str, Sequence[int]],
+        inputs: FusionInputs,
+        make_head: HeadFactory,
+        link: TaskLink,
         layer: int = 2,
         op: str = "sum",
         ensemble: bool = False,
-        branch: str = "auto",
-        conv_channels: Sequence[int] = (16, 32),
-        conv_kernel: int = 3,
-        hidden_dims: Sequence[int] = (128,),
-        align: str = "pad",
-        batch_norm: bool = True,
-        dropout: float = 0.0,
-        modality_order: Sequence[str] | None = None,
+        **stage_options: Any,
     ) -> None:
-        super().__init__(input_dims, num_outputs, modality_order)
+        super().__init__(inputs, make_head, link, **stage_options)
         if op not in OPS:
             raise ValueError(f"fusion.op={op!r}; expected one of {OPS}")
         if op == "subtract" and len(self.modalities) != 2:
             raise ValueError(f"fusion.op=subtract takes exactly 2 modalities, got {self.modalities}")
-        self.task = check_task(task, "LayerFusion")
         self.op = op
         self.ensemble = ensemble
-        self.branch = resolve_branch(branch, {m: input_shapes[m] for m in self.modalities})
-        self.shapes = {
-            m: tuple(input_shapes[m]) if self.branch == "conv" else (self.input_dims[m],)
-            for m in self.modalities
-        }
-        self.align = InputAligner(self.shapes, align)
-        options = {
-            "conv_channels": conv_channels,
-            "conv_kernel": conv_kernel,
-            "hidden_dims": hidden_dims,
-            "batch_norm": batch_norm,
-            "dropout": dropout,
-        }
-        fused_stages, _ = build_stages(self.align.shape, out_dim=num_outputs, **options)
+        self.align = self.aligner()
+        fused_stages = self.stages(self.align.shape)
         if not 0 <= layer < len(fused_stages):
             raise ValueError(
                 f"fusion.layer={layer} must be in [0, {len(fused_stages) - 1}] for these {len(fused_stages)} stages"
@@ -82,7 +61,7 @@ class LayerFusion(Fusion):
         self.fused = fused_stages[layer:]
         self.unimodal = nn.ModuleDict()
         for m in self.modalities:
-            stages, _ = build_stages(self.shapes[m], out_dim=num_outputs, **options)
+            stages = self.stages(self.shapes[m])
             self.unimodal[m] = stages if ensemble else stages[:layer]
 
     def merge(self, hiddens: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -112,6 +91,6 @@ class LayerFusion(Fusion):
                 h = stage(h)
             unimodal[m] = h
         scores = torch.stack(
-            [to_scores(merged, self.task)] + [to_scores(unimodal[m], self.task) for m in self.modalities]
+            [self.link.to_scores(merged)] + [self.link.to_scores(unimodal[m]) for m in self.modalities]
         )
-        return FusionOutput(logits=to_logits(scores.mean(0), self.task), aux_logits=unimodal)
+        return FusionOutput(logits=self.link.to_logits(scores.mean(0)), aux_logits=unimodal)

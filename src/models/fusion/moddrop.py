@@ -5,65 +5,43 @@ with probability ``p``, so the fused network learns to cope with missing modalit
 rely on one of them; at evaluation nothing is dropped. Features are not rescaled (as in the paper:
 a dropped modality is an absent one, not a noisy one), and a sample may lose all its modalities.
 
-Two ways to use it:
-- as a wrapper around any fusion: ``fusion=concat +fusion.moddrop_p=0.25`` (see
-  :func:`src.models.fusion.build.build_fusion`);
-- as its own method, ``fusion=moddrop`` (the "ModDrop" rows of CentralNet's tables): the inner
-  fusion is ``fusion.inner`` (concatenation by default).
+It is a module of the model, applied to the encoders' outputs before any fusion
+(:class:`src.models.model.MultimodalModel`), and it has no parameters:
+- ``fusion=<name> +fusion.moddrop_p=0.25`` puts it before any fusion;
+- ``fusion=moddrop`` (the "ModDrop" rows of CentralNet's tables) is the same on concatenation:
+  ``conf/fusion/moddrop.yaml`` is ``fusion=concat`` with ``moddrop_p: 0.25``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import torch
+from torch import nn
 
-from src.models.fusion.base import Fusion, FusionOutput
 
+class ModalityDropout(nn.Module):
+    """Zero each modality of each sample with probability ``p`` while training (identity in eval).
 
-class ModDropFusion(Fusion):
-    """Whole-modality dropout on the fusion's inputs, then the ``inner`` fusion (a fusion config dict)."""
+    Modalities are drawn in ``modalities`` order (the fusion's), one uniform per sample each.
+    """
 
-    context_args = ("task", "input_shapes")
-
-    def __init__(
-        self,
-        input_dims: Mapping[str, int],
-        num_outputs: int,
-        head: Mapping[str, Any],
-        task: str,
-        input_shapes: Mapping[str, Sequence[int]],
-        inner: Mapping[str, Any],
-        p: float = 0.25,
-        modality_order: Sequence[str] | None = None,
-    ) -> None:
-        from src.models.fusion.build import build_fusion  # build.py imports this module
-
+    def __init__(self, modalities: Sequence[str], p: float) -> None:
+        super().__init__()
         if not 0.0 <= p < 1.0:
-            raise ValueError(f"fusion ModDrop probability p must be in [0, 1), got {p}")
-        inner_spec = dict(inner)
-        if modality_order is not None:
-            inner_spec["modality_order"] = modality_order
-        fused = build_fusion(inner_spec, input_dims, num_outputs, head, task, input_shapes)
-        super().__init__(input_dims, num_outputs, fused.modalities)
-        self.inner = fused
+            raise ValueError(f"fusion.moddrop_p (the ModDrop probability) must be in [0, 1), got {p}")
+        self.modalities = list(modalities)
         self.p = float(p)
-        self.accepts_sequences = getattr(fused, "accepts_sequences", False)
 
-    def interpretation(self) -> dict[str, Any]:
-        return self.inner.interpretation()
-
-    def drop(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Zero each modality of each sample with probability ``p`` (training only)."""
+    def forward(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        dropped = dict(features)
         if not self.training or self.p == 0:
-            return dict(features)
-        dropped = {}
+            return dropped
         for modality in self.modalities:
             x = features[modality]
             keep = (torch.rand(x.shape[0], device=x.device) >= self.p).to(x.dtype)
             dropped[modality] = x * keep.view(-1, *([1] * (x.dim() - 1)))
         return dropped
 
-    def forward(self, features, masks=None) -> FusionOutput:
-        return self.inner(self.drop(features), masks)
+    def extra_repr(self) -> str:
+        return f"p={self.p}, modalities={self.modalities}"

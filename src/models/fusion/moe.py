@@ -11,56 +11,55 @@ The gates are returned per sample as ``interpret["gates"]`` (B, K, 1) or (B, K, 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from src.models.fusion.base import Fusion, FusionOutput
-from src.models.fusion.common import check_task, to_logits, to_scores
-from src.models.heads import build_head
+from src.models.fusion.base import FusionInputs, FusionOutput, Predictor
+from src.models.heads import HeadFactory
+from src.tasks import TaskLink
 
 EXPERTS = ("logistic", "maxout")
 GATINGS = ("tied", "untied")
 
 
-class MoEFusion(Fusion):
-    """Experts per modality, softmax gates from [x_1; ...; x_K]; see the module docstring."""
+class MoEFusion(Predictor):
+    """Experts per modality, softmax gates from [x_1; ...; x_K]; see the module docstring.
+
+    The experts are ``fusion.expert``'s heads, not ``model.head`` (``make_head`` gives the outputs' count).
+    """
 
     min_modalities = 2
-    context_args = ("task",)
 
     def __init__(
         self,
-        input_dims: Mapping[str, int],
-        num_outputs: int,
-        head: Mapping[str, Any],
-        task: str,
+        inputs: FusionInputs,
+        make_head: HeadFactory,
+        link: TaskLink,
         expert: str = "logistic",
         gating: str = "untied",
         maxout: Mapping[str, Any] | None = None,
-        modality_order: Sequence[str] | None = None,
     ) -> None:
-        super().__init__(input_dims, num_outputs, modality_order)
+        super().__init__(inputs, make_head, link)
+        num_outputs = self.num_outputs
         if expert not in EXPERTS:
             raise ValueError(f"fusion.expert={expert!r}; expected one of {EXPERTS}")
         if gating not in GATINGS:
             raise ValueError(f"fusion.gating={gating!r}; expected one of {GATINGS}")
-        self.task = check_task(task, "MoEFusion")
         spec = {"name": "linear"} if expert == "logistic" else {"name": "maxout", **(maxout or {})}
-        self.experts = nn.ModuleDict(
-            {m: build_head(spec, self.input_dims[m], num_outputs) for m in self.modalities}
-        )
+        make_expert = HeadFactory(spec, num_outputs)
+        self.experts = nn.ModuleDict({m: make_expert(self.input_dims[m]) for m in self.modalities})
         self.gate_outputs = 1 if gating == "tied" else num_outputs
         self.gate = nn.Linear(sum(self.input_dims.values()), len(self.modalities) * self.gate_outputs)
 
     def forward(self, features, masks=None) -> FusionOutput:
         xs = [features[m] for m in self.modalities]
         scores = torch.stack(
-            [to_scores(self.experts[m](x), self.task) for m, x in zip(self.modalities, xs, strict=True)],
+            [self.link.to_scores(self.experts[m](x)) for m, x in zip(self.modalities, xs, strict=True)],
             dim=1,
         )
         gates = torch.softmax(self.gate(torch.cat(xs, dim=-1)).view(-1, len(xs), self.gate_outputs), dim=1)
         fused = (gates * scores).sum(dim=1)
-        return FusionOutput(logits=to_logits(fused, self.task), interpret={"gates": gates})
+        return FusionOutput(logits=self.link.to_logits(fused), interpret={"gates": gates})

@@ -3,8 +3,8 @@
 ``fusion=mult``: for every target modality t, one crossmodal transformer per source s != t
 (s -> t: t's steps query s, MulT Eq. 3-5); the K-1 outputs are concatenated along features and
 passed through a self-attention transformer (MulT Eq. 6); the target's summary step (last real
-step, or [CLS]) is kept. The K summaries (and any extras) are concatenated, go through the
-residual projection block and the configured head (``model.head.name=linear`` is MulT's output
+step, or [CLS]) is kept. The K summaries (and any extras) are concatenated and go through the
+residual projection block; the model's head follows (``model.head.name=linear`` is MulT's output
 layer exactly).
 
 ``fusion=mult_gmu`` (``combine: gmu``): the same per-target summaries, plus the extras
@@ -29,11 +29,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from src.models.fusion.base import FusionOutput
+from src.models.fusion.base import FusionInputs, FusionLayer, LayerOutput
 from src.models.fusion.gmu import GatedMultimodalUnit
 from src.models.fusion.sequence import ResidualBlock, SequenceFusion
 from src.models.fusion.transformer import CrossmodalTransformer
-from src.models.heads import build_head
 
 COMBINE = ("concat", "gmu")
 
@@ -43,14 +42,12 @@ def pair_key(source: str, target: str) -> str:
     return f"{source}_to_{target}"
 
 
-class MulTFusion(SequenceFusion):
+class MulTFusion(SequenceFusion, FusionLayer):
     """``fusion=mult`` / ``fusion=mult_gmu``; see the module docstring."""
 
     def __init__(
         self,
-        input_dims: Mapping[str, int],
-        num_outputs: int,
-        head: Mapping[str, Any],
+        inputs: FusionInputs,
         d_model: int = 30,
         num_heads: int = 5,
         num_layers: int = 5,
@@ -66,11 +63,8 @@ class MulTFusion(SequenceFusion):
         extras: Sequence[str] = (),
         kernel_sizes: int | Mapping[str, int] = 1,
         summary_tokens: Mapping[str, str] | None = None,
-        modality_order: Sequence[str] | None = None,
     ) -> None:
-        super().__init__(
-            input_dims, num_outputs, d_model, extras, kernel_sizes, summary_tokens, modality_order
-        )
+        super().__init__(inputs, d_model, extras, kernel_sizes, summary_tokens)
         if combine not in COMBINE:
             raise ValueError(f"fusion.combine={combine!r}: expected one of {COMBINE}")
         self.combine = combine
@@ -119,7 +113,7 @@ class MulTFusion(SequenceFusion):
             self.fused_dim = sum(dims)
         self.residual = ResidualBlock(self.fused_dim, out_dropout)
         self.out_dropout = nn.Dropout(out_dropout)
-        self.head = build_head(head, self.fused_dim, num_outputs)
+        self.out_dim = self.fused_dim
 
     def interpretation(self) -> dict[str, Any]:
         return {"top_gmu_inputs": list(self.top_inputs)} if self.combine == "gmu" else {}
@@ -157,7 +151,6 @@ class MulTFusion(SequenceFusion):
             return fused, {"gates" if self.transformer_encoder else "gates_top": gates}
         return torch.cat(inputs, dim=-1), {}
 
-    def forward(self, features, masks=None) -> FusionOutput:
+    def forward(self, features, masks=None) -> LayerOutput:
         fused, interpret = self.late_representation(*self.project(features, masks))
-        logits = self.head(self.out_dropout(self.residual(fused)))
-        return FusionOutput(logits=logits, interpret=interpret)
+        return self.out_dropout(self.residual(fused)), interpret

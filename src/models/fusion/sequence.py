@@ -19,12 +19,15 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from src.models.fusion.base import Fusion
+from src.models.fusion.base import Fusion, FusionInputs
 from src.models.layers import SUMMARY_TOKENS, SequenceProjection, summary_token
 
 
 class SequenceFusion(Fusion):
-    """Base of the sequence fusions: modality roles, conv projections and summary tokens."""
+    """Base of the sequence fusions: modality roles, conv projections and summary tokens.
+
+    MulT, MuLT-GMU and the hybrid are fusion layers on it, BPMuLT a predictor.
+    """
 
     accepts_sequences = True
     requires_sequences = True  # every modality not named in ``extras`` is a (B, T, D) sequence
@@ -32,15 +35,13 @@ class SequenceFusion(Fusion):
 
     def __init__(
         self,
-        input_dims: Mapping[str, int],
-        num_outputs: int,
+        inputs: FusionInputs,
         d_model: int,
         extras: Sequence[str] = (),
         kernel_sizes: int | Mapping[str, int] = 1,
         summary_tokens: Mapping[str, str] | None = None,
-        modality_order: Sequence[str] | None = None,
     ) -> None:
-        super().__init__(input_dims, num_outputs, modality_order)
+        super().__init__(inputs)
         unknown = sorted(set(extras) - set(self.modalities))
         if unknown:
             raise ValueError(
