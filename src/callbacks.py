@@ -49,6 +49,30 @@ class RunConfigInCheckpoint(Callback):
         checkpoint[CHECKPOINT_RUN_CONFIG_KEY] = self.run_config
 
 
+class _EveryTestBatch(Callback):
+    """Hands every test batch (and the step's outputs) to :meth:`record`; :meth:`reset` at each test epoch start."""
+
+    def reset(self) -> None:
+        raise NotImplementedError
+
+    def record(self, outputs: Any, batch: Mapping[str, Any]) -> None:
+        raise NotImplementedError
+
+    def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.reset()
+
+    def on_test_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Any,
+        batch: Mapping[str, Any],
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        self.record(outputs, batch)
+
+
 class _TestFiles(Callback):
     """A callback writing into ``output_dir`` (created on use) from rank zero after testing."""
 
@@ -65,25 +89,17 @@ class _TestFiles(Callback):
         raise NotImplementedError
 
 
-class TestPredictions(_TestFiles):
+class TestPredictions(_TestFiles, _EveryTestBatch):
     """``thresholds.json`` + ``per_class_test.csv`` (multilabel) and ``interpret_test.npz``."""
 
     def __init__(self, output_dir: str | Path) -> None:
         super().__init__(output_dir)
         self._ids: dict[int, str] = {}
 
-    def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def reset(self) -> None:
         self._ids = {}
 
-    def on_test_batch_end(
-        self,
-        trainer: Trainer,
-        pl_module: LightningModule,
-        outputs: Any,
-        batch: Mapping[str, Any],
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
+    def record(self, outputs: Any, batch: Mapping[str, Any]) -> None:
         self._ids.update(zip(batch["index"].tolist(), batch["ids"], strict=True))
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -142,25 +158,17 @@ class Interpretation(_TestFiles):
         )
 
 
-class LatentGateCorrelation(Callback):
+class LatentGateCorrelation(_EveryTestBatch):
     """``test/gate_corr_latent``: Pearson r of the first modality's mean gate with ``batch["latent"]``
     over the test split (the module's gathered gates, matched to the latents by sample index)."""
 
     def __init__(self) -> None:
         self._records: list[dict[str, torch.Tensor]] = []
 
-    def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def reset(self) -> None:
         self._records = []
 
-    def on_test_batch_end(
-        self,
-        trainer: Trainer,
-        pl_module: LightningModule,
-        outputs: Any,
-        batch: Mapping[str, Any],
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
+    def record(self, outputs: Any, batch: Mapping[str, Any]) -> None:
         gates = (outputs or {}).get("interpret/gates")
         if gates is not None and torch.is_tensor(batch.get("latent")):
             self._records.append(

@@ -478,10 +478,11 @@ def test_check_compatible_names_both_sides(spec, fusion, encoders, message):
             ["data=digits", "fusion=mult"],
             r"dataset digits: modality 'view1' \(kind image, shape \[1, 8, 8\]\) reaches fusion MulTFusion as a map",
         ),
-        (
+        pytest.param(
             ["data=synthetic_gmu", "encoder/image=lenet"],
             r"dataset synthetic_gmu: modality 'image' \(kind vector, shape \[2\]\) cannot go through encoder "
             r"ConvEncoder .*takes kind image; for a vector modality use encoder/image= one of identity, mlp",
+            marks=pytest.mark.slow,  # a second CLI start (~25 s); the fast suite keeps the issue's own case
         ),
     ],
     ids=["digits-mult", "vector-modality-cnn"],

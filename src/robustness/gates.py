@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from src.robustness.results import level_axis
+from src.robustness.results import level_axis, save_figure
 
 #: per-sample modality weights a fusion may export, and what the tables and plots call their mean
 GATE_QUANTITIES: dict[str, str] = {"gates": "mean gate", "branch_contributions": "mean branch contribution"}
@@ -140,7 +140,4 @@ def plot_mean_gates(
     ax.legend(fontsize="small")
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

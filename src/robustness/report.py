@@ -32,7 +32,14 @@ from omegaconf import DictConfig
 
 from src.robustness.gates import GATE_QUANTITIES, plot_mean_gates
 from src.robustness.perturbations import PERTURBATIONS, snr_db
-from src.robustness.results import CurvePoint, level_axis, read_json, summary_rows, write_csv_rows
+from src.robustness.results import (
+    CurvePoint,
+    level_axis,
+    read_json,
+    save_figure,
+    summary_rows,
+    write_csv_rows,
+)
 
 log = logging.getLogger("mmfusion")
 
@@ -316,11 +323,7 @@ def plot_methods(out: Path, table: Sequence[dict[str, Any]], metric: str) -> lis
             ax.set_ylabel(metric)
             ax.grid(alpha=0.3)
         axes[0][-1].legend(fontsize="x-small", loc="best")
-        fig.tight_layout()
-        path = out / f"curves_{perturbation}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_figure(fig, out / f"curves_{perturbation}.png"))
     return paths
 
 

@@ -237,6 +237,16 @@ def write_csv(path: Path, points: Sequence[CurvePoint]) -> Path:
     return write_csv_rows(path, rows, CSV_COLUMNS)
 
 
+def save_figure(fig: Any, path: Path) -> Path:
+    """Lay out, write (100 dpi) and close a matplotlib figure; returns ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def level_axis(ax: Any, levels: Sequence[float]) -> list[int]:
     """Draw at the level index (the axis the summary areas use) with the levels as tick labels."""
     positions = list(range(len(levels)))
@@ -272,7 +282,4 @@ def plot_curves(path: Path, points: Sequence[CurvePoint], metric: str, title: st
         ax.legend(fontsize="small")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
