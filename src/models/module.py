@@ -31,7 +31,7 @@ from src.models.fusion import FusionOutput
 from src.models.losses import build_loss
 from src.models.model import build_model
 from src.spec import DatasetSpec, ModalitySpec
-from src.tasks import MULTICLASS, MULTILABEL, REGRESSION
+from src.tasks import MULTILABEL, REGRESSION, TaskLink
 from src.thresholds import threshold_grid, tune_thresholds
 
 #: state-dict prefixes of earlier layouts -> today's (the plain model moved into ``self.model``)
@@ -173,13 +173,8 @@ class FusionClassifier(LightningModule):
             self._compile = None
 
     def predict_scores(self, logits: torch.Tensor) -> torch.Tensor:
-        """Probabilities for classification, the raw outputs for regression."""
-        task = self.hparams.task
-        if task == MULTILABEL:
-            return torch.sigmoid(logits)
-        if task == MULTICLASS:
-            return torch.softmax(logits, dim=-1)
-        return logits
+        """Probabilities for classification, the raw outputs for regression (the task link)."""
+        return TaskLink(self.hparams.task).to_scores(logits)
 
     def _loss(
         self, output: FusionOutput, labels: torch.Tensor
@@ -286,11 +281,7 @@ class FusionClassifier(LightningModule):
 
     def predicted(self, scores: np.ndarray) -> np.ndarray | None:
         """(N, C) boolean predicted classes: thresholds (multilabel), argmax (multiclass); None for regression."""
-        if self.hparams.task == MULTILABEL:
-            return scores >= self.decision_thresholds.cpu().numpy()
-        if self.hparams.task == MULTICLASS:
-            return np.eye(scores.shape[1], dtype=bool)[scores.argmax(1)]
-        return None
+        return TaskLink(self.hparams.task).predicted(scores, self.decision_thresholds.cpu().numpy())
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Checkpoints of earlier layouts load unchanged (:func:`upgrade_state_dict`)."""
