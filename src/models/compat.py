@@ -137,6 +137,12 @@ def check_compatible(
             )
     if getattr(cls, "requires_sequences", False):
         extras = list(options.get("extras") or ())
+        unknown = [m for m in extras if m not in forms]
+        if unknown:
+            raise IncompatibleError(
+                f"fusion.extras of {name} names {unknown}, which are not modalities of the data: "
+                f"dataset {spec.name} has {list(forms)}"
+            )
         for modality in extras:
             if modality in forms and forms[modality][1] == SEQUENCE:
                 raise IncompatibleError(
