@@ -49,7 +49,7 @@ class RunConfigInCheckpoint(Callback):
         checkpoint[CHECKPOINT_RUN_CONFIG_KEY] = self.run_config
 
 
-class _EveryTestBatch(Callback):
+class EveryTestBatch(Callback):
     """Hands every test batch (and the step's outputs) to :meth:`record`; :meth:`reset` at each test epoch start."""
 
     def reset(self) -> None:
@@ -89,7 +89,7 @@ class _TestFiles(Callback):
         raise NotImplementedError
 
 
-class TestPredictions(_TestFiles, _EveryTestBatch):
+class TestPredictions(_TestFiles, EveryTestBatch):
     """``thresholds.json`` + ``per_class_test.csv`` (multilabel) and ``interpret_test.npz``."""
 
     def __init__(self, output_dir: str | Path) -> None:
@@ -158,7 +158,7 @@ class Interpretation(_TestFiles):
         )
 
 
-class LatentGateCorrelation(_EveryTestBatch):
+class LatentGateCorrelation(EveryTestBatch):
     """``test/gate_corr_latent``: Pearson r of the first modality's mean gate with ``batch["latent"]``
     over the test split (the module's gathered gates, matched to the latents by sample index)."""
 

@@ -29,8 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from lightning import Callback, LightningModule, Trainer
+from lightning import LightningModule, Trainer
 from omegaconf import DictConfig
+
+from src.callbacks import EveryTestBatch
 
 log = logging.getLogger("mmfusion")
 
@@ -171,13 +173,22 @@ def per_class_rows(
     ]
 
 
-class WandbMedia(Callback):
+class WandbMedia(EveryTestBatch):
     """Gate histograms per validation epoch; per-class and prediction tables at test (module
     docstring). Does nothing without a W&B logger. Reads ``pl_module.gathered[stage]``: the epoch's
-    outputs gathered over batches and ranks by the LightningModule."""
+    outputs gathered over batches and ranks by the LightningModule; the prediction table's sample ids
+    are the ones this rank saw (under DDP another rank's samples show their index)."""
 
     def __init__(self, max_prediction_rows: int = 1000) -> None:
         self.max_prediction_rows = int(max_prediction_rows)
+        self._ids: dict[int, str] = {}
+
+    def reset(self) -> None:
+        self._ids = {}
+
+    def record(self, outputs: Any, batch: Mapping[str, Any]) -> None:
+        if "ids" in batch:
+            self._ids.update(zip(batch["index"].tolist(), batch["ids"], strict=True))
 
     def _experiment(self, trainer: Trainer) -> Any | None:
         if not trainer.is_global_zero:
@@ -242,8 +253,8 @@ class WandbMedia(Callback):
         import wandb
 
         n = min(len(gathered["index"]), self.max_prediction_rows)
-        ids = pl_module._sample_ids(gathered["index"][:n])
-        predicted = pl_module._predicted(gathered["scores"][:n])
+        ids = [self._ids.get(i, str(i)) for i in gathered["index"][:n].tolist()]
+        predicted = pl_module.predicted(gathered["scores"][:n])
         targets = gathered["targets"][:n]
         columns = ["id", "labels", "prediction", *(f"gate_{m}" for m in gates)]
         data = []
