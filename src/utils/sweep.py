@@ -135,8 +135,11 @@ def plan_job(run_dir: Path, config_sha256: str) -> JobPlan:
         return JobPlan(COMPLETE, run_dir, "finished with the same configuration")
     last = run_dir / LAST_CHECKPOINT
     if status != FAILED and last.is_file():
+        # a kill between the epoch checkpoint and last.ckpt leaves the epoch one newer: resume from
+        # the newest (every checkpoint holds the full training state), as claim_run_dir requires
+        newest = max(last.parent.glob("*.ckpt"), key=lambda c: c.stat().st_mtime)
         return JobPlan(
-            INTERRUPTED, run_dir, f"interrupted ({status}); resuming from {last}", resume_from=last
+            INTERRUPTED, run_dir, f"interrupted ({status}); resuming from {newest}", resume_from=newest
         )
     why = record.get("error") or f"{status} before its first checkpoint"
     return JobPlan(FAILED_JOB, run_dir, f"failed ({why}); running it again", overwrite=True)
