@@ -109,6 +109,7 @@ def test_hdf5_without_split_attribute(tmp_path):
         MMIMDbDataModule(str(tmp_path), format="hdf5")
 
 
+@pytest.mark.slow  # an end-to-end CLI run (>10 s on 2 cores); the fast suite keeps `make test` under 10 min
 def test_train_cli_raw_with_string_text_encoder_and_precomputed_posters(tmp_path):
     write_mmimdb_raw(tmp_path / "raw")
     metrics = train_cli(

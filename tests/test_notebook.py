@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 from src.utils.resolvers import REPO_ROOT
 from tests.helpers import train_cli
 
 
+@pytest.mark.slow  # an end-to-end CLI run (>10 s on 2 cores); the fast suite keeps `make test` under 10 min
 def test_analysis_notebook_executes_on_a_tiny_run(tmp_path: Path, monkeypatch):
     run_dir = tmp_path / "run"
     train_cli(run_dir, "fusion=gmu", "trainer.max_epochs=1", "callbacks.progress_bar=null")

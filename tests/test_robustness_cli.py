@@ -59,6 +59,7 @@ def test_level_zero_is_src_eval_exactly(digits: dict[str, Path], tmp_path: Path)
     assert document["meta"]["clean"] == clean and document["meta"]["run"]["fusion"] == "GMUFusion"
 
 
+@pytest.mark.slow  # an end-to-end CLI run (>10 s on 2 cores); the fast suite keeps `make test` under 10 min
 def test_multirun_over_methods_then_the_report(digits: dict[str, Path], tmp_path: Path):
     sweep_dir = tmp_path / "multirun"
     paths = ",".join(str(digits[name]) for name in DIGITS)

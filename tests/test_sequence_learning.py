@@ -149,6 +149,7 @@ def test_fusion_configs_build_on_synthetic_sequences(fusion: str, tmp_path: Path
         assert model(batch).logits.shape == (32, 4)
 
 
+@pytest.mark.slow  # an end-to-end CLI run (>10 s on 2 cores); the fast suite keeps `make test` under 10 min
 def test_cli_trains_mult_on_synthetic_sequences(tmp_path: Path) -> None:
     metrics = train_cli(
         tmp_path / "run",

@@ -164,6 +164,7 @@ def test_cli_writes_the_summary(tmp_path):
         main(["--experiments", "0"])
 
 
+@pytest.mark.slow  # an end-to-end CLI run (>10 s on 2 cores); the fast suite keeps `make test` under 10 min
 def test_lightning_experiment_config(tmp_path):
     cfg = compose_train(["experiment=arevalo2017_synthetic"], tmp_path)
     assert cfg.paper_table == "arevalo2017_synthetic"

@@ -137,6 +137,7 @@ def test_synthetic_gmu_multilabel_run(tmp_path: Path):
     assert per_class["class"].tolist() == ["C"]
 
 
+@pytest.mark.slow  # an end-to-end CLI run (>10 s on 2 cores); the fast suite keeps `make test` under 10 min
 def test_missing_mmimdb_says_where_and_what(tmp_path: Path):
     proc = run_cli(
         "src.train",
@@ -149,6 +150,7 @@ def test_missing_mmimdb_says_where_and_what(tmp_path: Path):
     assert "multimodal_imdb.hdf5" in output and "Traceback" not in output
 
 
+@pytest.mark.slow  # an end-to-end CLI run (>10 s on 2 cores); the fast suite keeps `make test` under 10 min
 def test_multirun_two_by_two(tmp_path: Path):
     proc = run_cli(
         "src.train",

@@ -36,6 +36,7 @@ def mmimdb(root, *extra):
     ]
 
 
+@pytest.mark.slow  # an end-to-end CLI run (>10 s on 2 cores); the fast suite keeps `make test` under 10 min
 def test_both_documented_policy_forms_work_and_the_hint_is_a_working_command(tmp_path):
     """Before: both documented forms were 'not in struct' for Hydra; only +data.on_problem... worked."""
     split = write_mmimdb_raw(tmp_path / "mmimdb", (6, 3, 3))
