@@ -6,6 +6,8 @@ thresholds; these callbacks read what it gathered (``FusionClassifier.gathered["
 ``conf/callbacks/`` (``artifacts.yaml``, included by ``default.yaml``; the synthetic latent-gate
 correlation by ``data=synthetic_gmu``'s defaults list), so ``callbacks=none`` writes none of them.
 
+- :class:`SelectedCheckpoint`: the checkpoint selected on the monitor and ``last.ckpt`` after every
+  epoch, one file (hard-linked) when they are the same epoch.
 - :class:`RunConfigInCheckpoint`: the resolved run config inside every checkpoint (``src.eval`` and
   ``src.ensemble`` rebuild the data from it); ``src.train`` adds it, it is not a config option.
 - :class:`TestPredictions`: ``thresholds.json`` and ``per_class_test.csv`` (multilabel), and
@@ -28,13 +30,46 @@ from typing import Any
 import numpy as np
 import torch
 from lightning import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from src.interpret import write_interpretability
 from src.metrics import multilabel_per_class, pearson
 from src.tasks import MULTILABEL
+from src.utils.checkpoints import link_checkpoint
 
 #: the key of the run config in every checkpoint ``src.train`` writes
 CHECKPOINT_RUN_CONFIG_KEY = "mmfusion_run_config"
+
+
+class SelectedCheckpoint(ModelCheckpoint):
+    """The checkpoint(s) selected on the monitor (``save_top_k``), and ``last.ckpt``, the newest
+    epoch's full training state (``ckpt_path=<run>/checkpoints/last.ckpt`` resumes), after every epoch.
+
+    When the newest epoch is also the selected one, ``last.ckpt`` is a hard link of the selected
+    file (:func:`src.utils.checkpoints.link_checkpoint`): one copy of that state on disk, not two.
+    Lightning's own ``save_last`` does not fit: ``True`` writes ``last.ckpt`` only at epochs that
+    improve the monitor, ``"link"`` points it at the selected checkpoint even when that is older.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        if kwargs.pop("save_last", None):
+            raise ValueError("SelectedCheckpoint writes last.ckpt itself; leave save_last unset")
+        super().__init__(save_last=False, **kwargs)
+
+    def _save_topk_checkpoint(self, trainer: Trainer, monitor_candidates: dict[str, torch.Tensor]) -> None:
+        super()._save_topk_checkpoint(trainer, monitor_candidates)
+        self._save_newest(trainer, monitor_candidates)
+
+    def _save_newest(self, trainer: Trainer, monitor_candidates: dict[str, torch.Tensor]) -> None:
+        path = self.format_checkpoint_name(monitor_candidates, self.CHECKPOINT_NAME_LAST)
+        selected_now = self._last_global_step_saved == trainer.global_step and self._last_checkpoint_saved
+        self.last_model_path = path  # part of the state the next save records
+        if selected_now and self._last_checkpoint_saved != path:
+            if trainer.is_global_zero:
+                link_checkpoint(Path(self._last_checkpoint_saved), Path(path))
+            trainer.strategy.barrier("SelectedCheckpoint.link")
+        else:
+            self._save_checkpoint(trainer, path)
 
 
 class RunConfigInCheckpoint(Callback):

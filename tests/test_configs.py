@@ -77,8 +77,9 @@ def test_default_config_builds(tmp_path: Path):
     assert datamodule.task == "multiclass" and datamodule.spec.num_outputs == 10
     # monitor is resolved from the task by src.train; give it here to build the callbacks
     cfg.monitor.metric, cfg.monitor.mode = "val/acc", "max"
-    callbacks = instantiate_group(cfg.callbacks)  # 5 Lightning, 2 test-artifact ones, W&B media
-    assert len(callbacks) == 8 and type(callbacks[-1]).__name__ == "WandbMedia"
+    callbacks = instantiate_group(cfg.callbacks)  # 2 test-artifact ones, checkpoints, 3 Lightning, W&B media
+    assert len(callbacks) == 7 and type(callbacks[-1]).__name__ == "WandbMedia"
+    assert "SelectedCheckpoint" in {type(c).__name__ for c in callbacks}  # the selected epoch and last.ckpt
     assert len(instantiate_group(cfg.logger)) == 1
 
 

@@ -20,6 +20,7 @@ import importlib
 import io
 import logging
 import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,24 @@ class ChecksummedCheckpointIO(TorchCheckpointIO):
     def remove_checkpoint(self, path: str | Path) -> None:
         super().remove_checkpoint(path)
         sidecar_path(path).unlink(missing_ok=True)
+
+
+def link_checkpoint(source: Path, target: Path) -> None:
+    """``target`` as a second name of the checkpoint ``source``: a hard link (one copy on disk), or a
+    copy where the filesystem has no hard links; replaced atomically, with its own sidecar."""
+    tmp = target.with_name(f".{target.name}.link-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError as err:
+        log.info("%s: no hard link (%s); writing a copy of %s", target, err, source.name)
+        shutil.copyfile(source, tmp)
+    sidecar_path(target).unlink(missing_ok=True)
+    os.replace(tmp, target)
+    source_sidecar = sidecar_path(source)
+    if source_sidecar.is_file():
+        digest = source_sidecar.read_text().split()[0]
+        _atomic_write(sidecar_path(target), f"{digest}  {target.name}\n".encode())
 
 
 def verify_sidecar(path: Path, data: bytes) -> bool:

@@ -103,7 +103,10 @@ def trim_csv_rows(path: Path, last_epoch: int) -> int:
 
 def _prepare_resume(path: Path, resume_from: Path, resume_epoch: int | None, ignore: Iterable[str]) -> None:
     checkpoints = sorted((path / "checkpoints").glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
-    if checkpoints and checkpoints[-1].resolve() != resume_from.resolve():
+    # last.ckpt can be a hard link of the selected epoch's file (src.callbacks.SelectedCheckpoint):
+    # one file under two names, either of which is the newest
+    newest = [c for c in checkpoints if c.stat().st_mtime == checkpoints[-1].stat().st_mtime]
+    if checkpoints and not any(c.samefile(resume_from) for c in newest):
         raise RunDirError(
             f"ckpt_path={resume_from} is not the newest checkpoint of {path} ({checkpoints[-1].name} is): "
             "resuming from it in place would mix it with later epochs; resume from "
