@@ -32,6 +32,38 @@ from src.utils.run_dir import claim_run_dir, hydra_job_entries
 from src.utils.sweep import config_hash
 
 
+def upgrade_run_config(run_config: dict[str, Any], where: str = "checkpoint") -> dict[str, Any]:
+    """The run config of a checkpoint in today's layout. Before the feature step (issue 15, commit
+    29b8611) the DataModules took ``data.frozen`` ({modality: encoder}, now ``model.encoders.<m>`` with
+    ``precompute: true``) and ``data.feature_cache_dir`` (now ``features.cache_dir``). MM-IMDb then
+    delivered the plot as a hashed vector (``data.text_features: hashing``), which no encoder of today
+    reproduces: such a checkpoint is refused, naming the key."""
+    data = dict(run_config.get("data") or {})
+    if not {"frozen", "feature_cache_dir", "text_features"} & data.keys():
+        return run_config
+    upgraded = {**run_config, "data": data}
+    text_features = data.pop("text_features", "string")
+    data.pop("hashing_features", None)
+    if text_features != "string":
+        raise CheckpointError(
+            f"{where}: data.text_features={text_features!r}: written when MM-IMDb delivered the plot as a "
+            "hashed vector; today the data delivers the text and an encoder hashes it (encoder/text=hashing): "
+            "train the model again"
+        )
+    if "feature_cache_dir" in data:
+        cache_dir = data.pop("feature_cache_dir")
+        upgraded["features"] = {"cache_dir": cache_dir, **(run_config.get("features") or {})}
+    frozen = data.pop("frozen", None) or {}
+    if frozen:
+        model = dict(run_config.get("model") or {})
+        model["encoders"] = {
+            **(model.get("encoders") or {}),
+            **{m: {**spec, "precompute": True} for m, spec in frozen.items()},
+        }
+        upgraded["model"] = model
+    return upgraded
+
+
 def load_checkpoint_run(
     ckpt_path: Path, data_overrides: Any, map_location: str = "cpu"
 ) -> tuple[dict[str, Any], LightningDataModule, LightningModule]:
@@ -44,6 +76,7 @@ def load_checkpoint_run(
         raise CheckpointError(
             f"{ckpt_path} has no '{CHECKPOINT_RUN_CONFIG_KEY}': it was not written by src.train"
         )
+    run_config = upgrade_run_config(run_config, str(ckpt_path))
     model_class = allowed_class(
         run_config["model"].get("_target_"), f"{CHECKPOINT_RUN_CONFIG_KEY}.model._target_", str(ckpt_path)
     )

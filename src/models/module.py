@@ -25,14 +25,20 @@ from hydra.utils import instantiate
 from lightning import LightningModule
 from torch import nn
 
+from src.errors import CheckpointError
 from src.metrics import compute_metrics
 from src.models.acceleration import channels_last_batch, compile_in_place, compile_options
+from src.models.encoders.base import state_sha256
 from src.models.fusion import FusionOutput
 from src.models.losses import build_loss
 from src.models.model import build_model
 from src.spec import DatasetSpec, ModalitySpec
 from src.tasks import MULTILABEL, REGRESSION, TaskLink
 from src.thresholds import threshold_grid, tune_thresholds
+
+#: the checkpoint entry naming the frozen pretrained encoders whose weights it references instead of
+#: storing them: {modality: {"sha256": state digest, "provenance": the encoder's provenance}}
+REFERENCED_WEIGHTS_KEY = "mmfusion_referenced_weights"
 
 #: state-dict prefixes of earlier layouts -> today's (the plain model moved into ``self.model``)
 LEGACY_PREFIXES: tuple[tuple[str, str], ...] = (
@@ -113,6 +119,11 @@ class FusionClassifier(LightningModule):
         self.model = build_model(spec, fusion, head, encoders)
         if init_range is not None:
             self._uniform_init(init_range)
+        #: frozen pretrained encoders (``Encoder.weights_from_source``) and their state's sha256 as
+        #: built: checkpoints reference these weights, a load checks and rebuilds them from the source
+        self.referenced_weights = {
+            m: state_sha256(e) for m, e in self.encoders.items() if e.weights_from_source and e.state_dict()
+        }
         self.criterion = build_loss(loss, task, num_outputs)
         self.threshold_cfg = {"strategy": "fixed", "value": 0.5, "metric": "f1_micro", **(thresholds or {})}
         threshold_grid(self.threshold_cfg.get("grid"))  # a bad grid fails here, before training
@@ -283,9 +294,37 @@ class FusionClassifier(LightningModule):
         """(N, C) boolean predicted classes: thresholds (multilabel), argmax (multiclass); None for regression."""
         return TaskLink(self.hparams.task).predicted(scores, self.decision_thresholds.cpu().numpy())
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Frozen pretrained encoders are referenced (provenance + sha256), not stored: a checkpoint
+        holds what was trained (issue 17: MiniLM alone is ~90 MB per file)."""
+        state = checkpoint["state_dict"]
+        for modality in self.referenced_weights:
+            prefix = f"model.encoders.{modality}."
+            for key in [k for k in state if k.startswith(prefix)]:
+                del state[key]
+        checkpoint[REFERENCED_WEIGHTS_KEY] = {
+            m: {"sha256": digest, "provenance": self.encoders[m].provenance}
+            for m, digest in self.referenced_weights.items()
+        }
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Checkpoints of earlier layouts load unchanged (:func:`upgrade_state_dict`)."""
-        checkpoint["state_dict"] = upgrade_state_dict(checkpoint["state_dict"], self.state_dict().keys())
+        """Checkpoints of earlier layouts load unchanged (:func:`upgrade_state_dict`); referenced
+        encoder weights come from this module, which rebuilt them from their source, once their
+        sha256 matches the one the checkpoint was trained with."""
+        state = upgrade_state_dict(checkpoint["state_dict"], self.state_dict().keys())
+        for modality, reference in (checkpoint.get(REFERENCED_WEIGHTS_KEY) or {}).items():
+            built = self.referenced_weights.get(modality)
+            if built != reference["sha256"]:
+                found = "no frozen pretrained encoder" if built is None else f"weights of sha256 {built}"
+                raise CheckpointError(
+                    f"the checkpoint references the frozen weights of model.encoders.{modality} "
+                    f"({reference['provenance']}, state sha256 {reference['sha256']}) instead of storing "
+                    f"them, but this installation builds {found} for it: install or point at the same "
+                    "pretrained files (encoders.json of the run names them)"
+                )
+            prefix = f"model.encoders.{modality}."
+            state.update({prefix + k: v for k, v in self.encoders[modality].state_dict().items()})
+        checkpoint["state_dict"] = state
 
     # ---------------------------------------------------------------------------- optimisers
     def configure_optimizers(self) -> dict[str, Any]:

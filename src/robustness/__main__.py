@@ -168,10 +168,13 @@ def robustness(cfg: DictConfig) -> dict[str, float]:
         run_config, datamodule, model = load_checkpoint_run(ckpt_path, cfg.data, map_location=str(device))
         model.to(device)
         datamodule.setup("test")
-        frozen = sorted((run_config.get("data") or {}).get("frozen") or {})
-        if frozen:
+        precomputed = sorted(
+            m for m, spec in datamodule.spec.modalities.items() if (spec.source or {}).get("precomputed")
+        )
+        if precomputed:
             log.warning(
-                "%s arrive as frozen-encoder features: their perturbations act on the features", frozen
+                "%s arrive as precomputed frozen-encoder features: their perturbations act on the features",
+                precomputed,
             )
         result = sweep(
             model,
@@ -189,7 +192,7 @@ def robustness(cfg: DictConfig) -> dict[str, float]:
             "split": "test",
             "modalities": {m: spec["kind"] for m, spec in hparams["modalities"].items()},
             "gate_modalities": list(getattr(model.fusion, "modalities", [])),
-            "perturbs_features": frozen,
+            "perturbs_features": precomputed,
             "not_swept": plan.not_swept,
             "seeds": list(plan.seeds),
             "robustness": OmegaConf.to_container(cfg.robustness, resolve=True),

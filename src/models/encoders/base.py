@@ -60,6 +60,15 @@ def constructor_option(cls: type, options: Mapping[str, Any], name: str) -> Any:
     return None
 
 
+def state_sha256(module: nn.Module) -> str:
+    """sha256 over a module's state dict: every entry's name and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def freeze(module: nn.Module) -> None:
     """No gradient for any parameter of ``module``."""
     for parameter in module.parameters():
@@ -138,6 +147,17 @@ class Encoder(nn.Module):
             not self.requires_fit
             and not any(p.requires_grad for p in self.parameters())
             and not any(getattr(m, "randomizes_training", False) for m in self.modules())
+        )
+
+    @property
+    def weights_from_source(self) -> bool:
+        """True when no weight is trained and all come from pretrained files that ``provenance`` names
+        with their sha256: a checkpoint then references them instead of storing them
+        (:class:`src.models.module.FusionClassifier`), and loading rebuilds them from those files."""
+        return (
+            bool(self.provenance.get("sha256"))
+            and not self.requires_fit
+            and not any(p.requires_grad for p in self.parameters())
         )
 
     def forward(self, x: Any, mask: torch.Tensor | None = None) -> torch.Tensor:
