@@ -21,7 +21,6 @@ the identity encoder.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from functools import partial
@@ -36,9 +35,9 @@ from tqdm import tqdm
 from src.data.base import FusionDataModule, collate_samples
 from src.data.feature_cache import FeatureCache
 from src.errors import ConfigError
-from src.models.encoders.base import IDENTITY_SPEC, Encoder, build_encoder, freeze
+from src.models.encoders.base import IDENTITY_SPEC, Encoder, build_encoder, freeze, state_sha256
 from src.models.layers import masked_mean
-from src.spec import DatasetSpec, ModalitySpec
+from src.spec import DatasetSpec, ModalitySpec, unit_pixels
 
 log = logging.getLogger("mmfusion")
 
@@ -66,15 +65,9 @@ def encoder_specs(
 
 
 def weights_sha256(encoder: Encoder) -> str:
-    """The provenance's ``sha256`` when it has one, else a hash of the encoder's parameters and buffers."""
+    """The provenance's ``sha256`` when it has one, else a hash of the encoder's state."""
     recorded = encoder.provenance.get("sha256")
-    if recorded:
-        return str(recorded)
-    digest = hashlib.sha256()
-    for name, tensor in sorted(encoder.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
+    return str(recorded) if recorded else state_sha256(encoder)
 
 
 def encode_batches(
@@ -84,7 +77,7 @@ def encode_batches(
     encoder.eval()
     with torch.no_grad():
         for x, mask in batches:
-            y, out_mask = encoder.encode(x, mask)
+            y, out_mask = encoder.encode(unit_pixels(x), mask)
             if encoder.returns_sequence:
                 y = y.mean(1) if out_mask is None else masked_mean(y, out_mask)
             yield y.detach().cpu().numpy()

@@ -8,7 +8,10 @@ mappings.
 Modality kinds:
 
 - ``vector``: (B, D) floats, shape (D,);
-- ``image``: (B, C, H, W) floats, shape (C, H, W);
+- ``image``: (B, C, H, W) floats, shape (C, H, W); or, with dtype ``uint8``, the pixels' bytes
+  (0..255: a quarter of the float32 bytes through loader workers and to the device), which the
+  model side turns into floats in [0, 1] with :func:`unit_pixels`, exactly as the data's float
+  path does (:data:`PIXEL_SCALE`);
 - ``sequence``: (B, T, D) padded steps with ``<modality>_mask`` (B, T) bool (True = real step),
   shape (T_max, D) (T_max is the longest length the data holds, not a fixed length);
 - ``text``: a list of B strings per batch, shape () and dtype ``str``; no mask (the text encoder
@@ -21,6 +24,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
+import torch
+
 from src.tasks import REGRESSION, check_task
 
 MODALITY_KINDS = ("vector", "image", "sequence", "text")
@@ -28,6 +34,17 @@ MODALITY_KINDS = ("vector", "image", "sequence", "text")
 KIND_RANKS = {"vector": 1, "image": 3, "sequence": 2, "text": 0}
 #: the batch keys that are not modalities (``<modality>_mask`` aside)
 BATCH_KEYS = ("labels", "index", "ids")
+#: pixel byte -> [0, 1]: the one factor the data's float path and :func:`unit_pixels` multiply by
+PIXEL_SCALE = np.float32(1 / 255)
+
+
+def unit_pixels(value: Any) -> Any:
+    """A uint8 tensor (an image modality delivered as bytes) as float32 in [0, 1], the same values
+    as the data's float path; anything else unchanged. The model, the feature step and the
+    robustness sweep apply it before an encoder or a perturbation sees the pixels."""
+    if torch.is_tensor(value) and value.dtype == torch.uint8:
+        return value.to(torch.float32).mul_(float(PIXEL_SCALE))
+    return value
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from src.data.mmimdb import MMIMDbDataModule
 from src.errors import ConfigError, DataFormatError
 from src.models.encoders.base import MLPEncoder
 from src.precompute import build_frozen, run_feature_step, weights_sha256
-from src.spec import ModalitySpec
+from src.spec import ModalitySpec, unit_pixels
 from tests.data_writers import write_mmimdb_raw
 
 FROZEN = {
@@ -98,7 +98,7 @@ def test_frozen_poster_features_are_cached_and_reused(tmp_path, monkeypatch):
     encoder = build_frozen(FROZEN["image"], "image", ModalitySpec("image", (3, 16, 8)), seed=0)
     raw = MMIMDbDataModule(str(tmp_path / "mmimdb"), poster_size=[16, 8])._ensure("train")
     with torch.no_grad():
-        expected = encoder(torch.stack([raw[i]["image"] for i in range(len(raw))])).numpy()
+        expected = encoder(unit_pixels(torch.stack([raw[i]["image"] for i in range(len(raw))]))).numpy()
     np.testing.assert_allclose(
         np.stack([train[i]["image"].numpy() for i in range(len(train))]), expected, rtol=1e-5, atol=1e-6
     )

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from src.data.base import collate_samples
 from src.data.issues import DataIssueError
 from src.data.mmimdb import GENRES, MMIMDbDataModule, normalize_text, read_split
+from src.errors import ConfigError
 from src.spec import ModalitySpec
 from tests.data_writers import write_mmimdb_hdf5, write_mmimdb_raw
 from tests.helpers import run_cli, train_cli
@@ -42,8 +44,7 @@ def test_raw_layout_labels_plots_posters(tmp_path):
         sample["labels"].nonzero().flatten(), torch.tensor([GENRES.index("Comedy"), GENRES.index("Crime")])
     )
     assert sample["text"].startswith("A much longer plot number 1")  # the longest plot
-    assert sample["image"].shape == (3, 32, 16) and sample["image"].dtype == torch.float32
-    assert 0.0 <= float(sample["image"].min()) and float(sample["image"].max()) <= 1.0
+    assert sample["image"].shape == (3, 32, 16) and sample["image"].dtype == torch.uint8  # pixel bytes
     dm_first = MMIMDbDataModule(str(tmp_path), plot_choice="first", text_normalization="original")
     assert dm_first._ensure("val")[0]["text"] == "short plot 12"
     dm_all = MMIMDbDataModule(str(tmp_path), plot_choice="all")
@@ -52,6 +53,77 @@ def test_raw_layout_labels_plots_posters(tmp_path):
         f"{split['train'][0]}#1",
     ]
     assert len(dm_all._ensure("test")) == 6  # evaluation keeps one plot per movie
+
+
+def _batches(dm: MMIMDbDataModule, split: str = "train") -> list[dict]:
+    dm.setup("fit")
+    dataset = dm._ensure(split)
+    return [dataset[i] for i in range(len(dataset))]
+
+
+@pytest.mark.parametrize("layout", ["raw", "hdf5"])
+def test_uint8_posters_are_the_float_posters_once_the_model_side_converts_them(tmp_path, layout):
+    """uint8 transport (issue 17): a quarter of the bytes through the workers, and after
+    ``unit_pixels`` (what the model, the feature step and the robustness sweep apply) exactly the
+    float32 path's values; a model's outputs are the same."""
+    from src.models.model import build_model
+    from src.spec import unit_pixels
+
+    if layout == "raw":
+        write_mmimdb_raw(tmp_path)
+        options = {"root": str(tmp_path), "poster_size": [24, 16], "num_workers": 0}
+    else:
+        write_mmimdb_hdf5(tmp_path / "multimodal_imdb.hdf5")
+        options = {
+            "root": str(tmp_path),
+            "format": "hdf5",
+            "hdf5_sources": {"image": "images"},
+            "num_workers": 0,
+        }
+    as_bytes = MMIMDbDataModule(**options, poster_dtype="uint8")
+    as_floats = MMIMDbDataModule(**options, poster_dtype="float32")
+    assert as_bytes.spec.modalities["image"].dtype == "uint8"
+    assert as_floats.spec.modalities["image"].dtype == "float32"
+    for b, f in zip(_batches(as_bytes), _batches(as_floats), strict=True):
+        assert b["image"].dtype == torch.uint8 and f["image"].dtype == torch.float32
+        assert torch.equal(unit_pixels(b["image"]), f["image"])
+    mlp = {"_target_": "src.models.encoders.base.MLPEncoder", "hidden_dims": [4]}
+    torch.manual_seed(0)
+    model = build_model(as_bytes.spec, {"_target_": "src.models.fusion.concat.ConcatFusion"}, {"name": "linear"},
+                        {"image": mlp, "text": {"_target_": "src.models.encoders.text.HashingEncoder", "n_features": 8}}
+                        if layout == "raw" else {"image": mlp}).eval()  # fmt: skip
+    batch = dict(collate_samples(_batches(as_bytes)[:4]))
+    floats = {**batch, "image": unit_pixels(batch["image"])}
+    assert torch.equal(model(batch).logits, model(floats).logits)
+
+
+def test_uint8_posters_refuse_a_standardisation(tmp_path):
+    write_mmimdb_raw(tmp_path)
+    with pytest.raises(ConfigError, match="poster_dtype=float32"):
+        MMIMDbDataModule(str(tmp_path), poster_dtype="uint8", poster_mean=[0.5] * 3, poster_std=[0.5] * 3)
+    with pytest.raises(ConfigError, match="expected uint8 or float32"):
+        MMIMDbDataModule(str(tmp_path), poster_dtype="float16")
+
+
+def test_the_decoded_poster_cache_decodes_once_and_reads_the_same_pixels(tmp_path, monkeypatch):
+    import src.data.images as images
+
+    write_mmimdb_raw(tmp_path / "raw")
+    options = {"root": str(tmp_path / "raw"), "poster_size": [24, 16], "num_workers": 0}
+    decoded_each_time = _batches(MMIMDbDataModule(**options))
+    cached = _batches(MMIMDbDataModule(**options, poster_cache=str(tmp_path / "cache")))
+    (entry,) = (tmp_path / "cache" / "mmimdb" / "train").iterdir()
+    assert np.load(entry / "features.npy", mmap_mode="r").shape == (12, 3, 24, 16)
+    for c, d in zip(cached, decoded_each_time, strict=True):
+        assert torch.equal(c["image"], d["image"])
+
+    def no_decode(*args, **kwargs):
+        raise AssertionError("a poster was decoded again")
+
+    monkeypatch.setattr(images, "decode_image", no_decode)
+    again = MMIMDbDataModule(**options, poster_cache=str(tmp_path / "cache"))
+    for c, d in zip(_batches(again), cached, strict=True):  # read from the cache: no decode
+        assert torch.equal(c["image"], d["image"])
 
 
 def test_raw_bad_inputs_error_or_counted(tmp_path):
@@ -203,3 +275,14 @@ def test_train_cli_raw_with_pretrained_text_and_image_encoders_needs_no_other_ov
     assert 0.0 <= metrics["test/f1_micro"] <= 1.0
     provenance = json.loads((run / "encoders.json").read_text())
     assert provenance["text"]["encoder"] != "identity" and provenance["image"]["encoder"] != "identity"
+    # the frozen backbones (MiniLM ~90 MB, Lite0 ~14 MB) are referenced by sha256, not stored (issue 17),
+    # and src.eval, which rebuilds them from their source, evaluates identically
+    (best,) = (run / "checkpoints").glob("epoch_*.ckpt")
+    state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+    assert not any(k.startswith(("model.encoders.text.", "model.encoders.image.")) for k in state)
+    stored = sum(v.numel() * v.element_size() for v in state.values())  # the GMU and the head
+    assert best.stat().st_size < 3 * stored + 1e6  # the weights and Adam's two moments, no backbone
+    proc = run_cli("src.eval", [f"ckpt_path={best}", f"hydra.run.dir={tmp_path / 'eval'}"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    evaluated = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert evaluated == {k: v for k, v in metrics.items() if k.startswith("test/")}

@@ -349,6 +349,15 @@ def test_timm_frozen_and_partially_trainable():
         TimmEncoder([3, 32, 32], "image", model_name="resnet18", weights="/nowhere/missing.pth")
 
 
+def test_timm_width_is_the_pre_logits_width_where_the_backbone_has_one():
+    """VGG16's features are fc7's 4096 (encoder/image=vgg16_fc7), not its last conv's 512: timm's
+    head_hidden_size. MobileNetV3 is the small model with the same layout (288 conv, 1024 pre-logits)."""
+    encoder = TimmEncoder(
+        [3, 32, 32], "image", model_name="mobilenetv3_small_050", pretrained=False, resize=False
+    ).eval()
+    assert encoder.out_dim == 1024 == encoder(torch.rand(2, 3, 32, 32)).shape[1]
+
+
 # ---------------------------------------------------------------------------------- audio
 def test_spectrogram_peak_at_the_tone_and_numpy_round_trip():
     sample_rate, n_fft = 8000, 256

@@ -55,7 +55,10 @@ def check_sample(
             ok = shape == expected
         if not ok:
             problems.append(("bad_shape", f"{name}: shape {shape}, expected {expected} ({spec.kind})"))
-        if not torch.is_floating_point(value):
+        if spec.dtype == "uint8":  # pixel bytes: any uint8 value is a pixel
+            if value.dtype != torch.uint8:
+                problems.append(("bad_shape", f"{name}: dtype {value.dtype}, expected uint8 pixels"))
+        elif not torch.is_floating_point(value):
             problems.append(("bad_shape", f"{name}: dtype {value.dtype}, expected a float dtype"))
         elif not torch.isfinite(value).all():
             problems.append(("nonfinite", f"{name}: {int((~torch.isfinite(value)).sum())} NaN/inf values"))

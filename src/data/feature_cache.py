@@ -1,4 +1,5 @@
-"""On-disk cache of frozen-encoder features: computed once, memory-mapped by later epochs and runs.
+"""On-disk cache of frozen-encoder features (and of decoded posters, ``data.poster_cache``): computed
+once, memory-mapped by later epochs and runs.
 
 An entry is keyed by dataset, split, a hash of the split's sample ids (in order), the encoder's
 name and weights checksum (given by the feature step, :mod:`src.precompute`) and the preprocessing settings: any change of a key gives a new entry. An entry is
@@ -122,8 +123,10 @@ class FeatureCache:
             return "holds NaN/inf features"
         return None
 
-    def write(self, key: Mapping[str, Any], batches: Iterable[np.ndarray], n_rows: int) -> np.ndarray:
-        """Write ``batches`` (rows in id order) as a new entry atomically; returns the memory map."""
+    def write(
+        self, key: Mapping[str, Any], batches: Iterable[np.ndarray], n_rows: int, dtype: Any = np.float32
+    ) -> np.ndarray:
+        """Write ``batches`` (rows in id order, as ``dtype``) as a new entry atomically; returns the memory map."""
         entry = self.path(key)
         tmp = entry.parent / f".{entry.name}.tmp-{os.getpid()}"
         if tmp.exists():
@@ -132,10 +135,10 @@ class FeatureCache:
         out: np.lib.format.open_memmap | None = None
         row = 0
         for batch in batches:
-            batch = np.asarray(batch, dtype=np.float32)
+            batch = np.asarray(batch, dtype=dtype)
             if out is None:
                 out = np.lib.format.open_memmap(
-                    tmp / "features.npy", mode="w+", dtype=np.float32, shape=(n_rows, *batch.shape[1:])
+                    tmp / "features.npy", mode="w+", dtype=dtype, shape=(n_rows, *batch.shape[1:])
                 )
             out[row : row + len(batch)] = batch
             row += len(batch)
@@ -167,8 +170,10 @@ class FeatureCache:
         compute: Callable[[], Iterable[np.ndarray]],
         n_rows: int,
         width: int | None = None,
+        dtype: Any = np.float32,
     ) -> np.ndarray:
-        """The verified cached features of ``key`` ((n_rows, width)), computed and stored when needed."""
+        """The verified cached features of ``key`` ((n_rows, width); or (n_rows, ...) as computed when
+        ``width`` is None), computed and stored as ``dtype`` when needed."""
         cached = self.load(key, width)
         if cached is not None:
             log.info("feature cache hit: %s", self.path(key))
@@ -180,4 +185,4 @@ class FeatureCache:
             key["encoder"],
             self.path(key),
         )
-        return self.write(key, compute(), n_rows)
+        return self.write(key, compute(), n_rows, dtype)

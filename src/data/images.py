@@ -1,8 +1,10 @@
-"""Poster decoding: resize (and crop) to a fixed size, as float tensors in [0, 1] (optionally standardised)."""
+"""Poster decoding: resize (and crop) to a fixed size; delivered as bytes or as floats in [0, 1]
+(optionally standardised), decoded per access or once into the decoded-poster cache."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
@@ -11,6 +13,7 @@ from PIL import Image, UnidentifiedImageError
 
 from src.data.parallel import ordered_map
 from src.errors import DataFormatError
+from src.spec import PIXEL_SCALE
 
 
 def decode_image(path: Path | BinaryIO, size: Sequence[int], mode: str = "resize_crop") -> np.ndarray:
@@ -66,8 +69,31 @@ def verify_images(paths: Sequence[Path], workers: int, desc: str = "posters") ->
     return list(ordered_map(_verify_message, paths, workers, desc, chunksize=64))
 
 
+def decoded_posters(
+    paths: Sequence[Path | None], size: Sequence[int], mode: str, workers: int, desc: str, rows: int = 256
+) -> Iterator[np.ndarray]:
+    """Every path's poster decoded (uint8 (3, H, W); zeros for None), in order, in batches of ``rows``,
+    by ``workers`` processes: what the decoded-poster cache stores."""
+    size = [int(s) for s in size]
+    decoded = ordered_map(partial(_decode_or_blank, size=size, mode=mode), paths, workers, desc, chunksize=32)
+    batch: list[np.ndarray] = []
+    for poster in decoded:
+        batch.append(poster)
+        if len(batch) == rows:
+            yield np.stack(batch)
+            batch = []
+    if batch:
+        yield np.stack(batch)
+
+
+def _decode_or_blank(path: Path | None, size: Sequence[int], mode: str) -> np.ndarray:
+    return np.zeros((3, *size), dtype=np.uint8) if path is None else decode_image(path, size, mode)
+
+
 class PosterReader:
-    """``reader(row)``: the row's poster as float32 (3, H, W); rows without a poster read as zeros (``blank``)."""
+    """``reader(row)``: the row's poster as (3, H, W), float32 in [0, 1] (optionally standardised
+    with ``mean``/``std``) or, with ``dtype="uint8"``, its bytes; rows without a poster read as zeros
+    (``blank``). With ``decoded`` (the decoded-poster cache's rows), nothing is decoded again."""
 
     def __init__(
         self,
@@ -76,18 +102,31 @@ class PosterReader:
         mode: str,
         mean: Sequence[float] | None,
         std: Sequence[float] | None,
+        dtype: str = "float32",
+        decoded: np.ndarray | None = None,
     ) -> None:
+        if dtype not in ("float32", "uint8"):
+            raise ValueError(f"poster dtype {dtype!r}; expected float32 or uint8")
+        if dtype == "uint8" and (mean is not None or std is not None):
+            raise ValueError("uint8 posters are not standardised: mean/std need the float32 dtype")
         self.paths = list(paths)
         self.size = [int(s) for s in size]
         self.mode = mode
+        self.dtype = dtype
+        self.decoded = decoded
         self.mean = None if mean is None else np.asarray(mean, dtype=np.float32).reshape(3, 1, 1)
         self.std = None if std is None else np.asarray(std, dtype=np.float32).reshape(3, 1, 1)
 
     def __call__(self, row: int) -> np.ndarray:
-        path = self.paths[row]
-        if path is None:
-            return np.zeros((3, *self.size), dtype=np.float32)
-        x = np.multiply(decode_image(path, self.size, self.mode), np.float32(1 / 255), dtype=np.float32)
+        if self.decoded is not None:
+            pixels = np.array(self.decoded[row])
+        elif self.paths[row] is None:
+            pixels = np.zeros((3, *self.size), dtype=np.uint8)
+        else:
+            pixels = decode_image(self.paths[row], self.size, self.mode)
+        if self.dtype == "uint8":
+            return pixels
+        x = np.multiply(pixels, PIXEL_SCALE, dtype=np.float32)
         if self.mean is not None:
             x = (x - self.mean) / self.std
         return x

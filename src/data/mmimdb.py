@@ -9,7 +9,9 @@ or ``all``: every plot of a training movie is its own sample, evaluation uses th
 optionally normalised (``text_normalization: original``), delivered as a string: the text encoder
 (``encoder/text=...``; the dataset default is the hashed bag-of-words ``hashing``) receives
 ``list[str]`` per batch and makes the features. ``image`` is the poster resized/cropped to
-``poster_size``. Genre columns always follow ``GENRES`` (the paper's Table 1 order), whatever order
+``poster_size``, delivered as bytes (``poster_dtype: uint8``, converted to [0, 1] floats on the model
+side) or as float32, and optionally decoded once into ``poster_cache``. Genre columns always follow
+``GENRES`` (the paper's Table 1 order), whatever order
 the files use, and every run records them as ``class_names``.
 """
 
@@ -19,6 +21,7 @@ import json
 import logging
 import re
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +29,9 @@ import h5py
 import numpy as np
 
 from src.data.base import DatasetNotFoundError, SampleDataset, stratified_split
+from src.data.feature_cache import FeatureCache
 from src.data.files import FileDataModule
-from src.data.images import PosterReader, verify_images
+from src.data.images import PosterReader, decoded_posters, verify_images
 from src.data.lazy import LazyDataset, RowReader
 from src.data.validate import (
     BINARY,
@@ -38,7 +42,7 @@ from src.data.validate import (
     label_problems,
 )
 from src.errors import ConfigError, DataFormatError
-from src.spec import ModalitySpec
+from src.spec import PIXEL_SCALE, ModalitySpec
 from src.tasks import MULTILABEL
 
 log = logging.getLogger("mmfusion")
@@ -167,6 +171,8 @@ class MMIMDbDataModule(FileDataModule):
         poster_mode: str = "resize_crop",
         poster_mean: Sequence[float] | None = None,
         poster_std: Sequence[float] | None = None,
+        poster_dtype: str = "uint8",
+        poster_cache: str | None = None,
         hdf5_sources: dict[str, str] | None = None,
         text_copies: Sequence[str] = (),
         resplit: Sequence[float] | None = None,
@@ -197,12 +203,21 @@ class MMIMDbDataModule(FileDataModule):
             raise DatasetNotFoundError(problem)
         self.class_names = list(GENRES)
         self.plot_choice, self.text_normalization = plot_choice, text_normalization
+        if poster_dtype not in ("float32", "uint8"):
+            raise ConfigError(f"data.poster_dtype={poster_dtype!r}; expected uint8 or float32")
+        if poster_dtype == "uint8" and (poster_mean is not None or poster_std is not None):
+            raise ConfigError(
+                "data.poster_mean/poster_std standardise float posters: set data.poster_dtype=float32 with them "
+                "(uint8 posters reach the encoder as [0, 1] floats; ImageNet encoders standardise themselves)"
+            )
         self.poster = {
             "size": [int(s) for s in poster_size],
             "mode": poster_mode,
             "mean": poster_mean,
             "std": poster_std,
         }
+        self.poster_dtype = poster_dtype
+        self.poster_cache = None if poster_cache is None else FeatureCache(poster_cache)
         if format == "raw":
             self._split_ids = read_split(self.root / "split.json")
             if resplit is not None:
@@ -212,7 +227,8 @@ class MMIMDbDataModule(FileDataModule):
                     list(resplit), resplit_seed, {k: len(v) for k, v in self._split_ids.items()},
                 )  # fmt: skip
             text = ModalitySpec("text", ())
-            self.modalities = {"text": text, "image": ModalitySpec("image", (3, *self.poster["size"]))}
+            image = ModalitySpec("image", (3, *self.poster["size"]), poster_dtype)
+            self.modalities = {"text": text, "image": image}
             self.modalities.update(dict.fromkeys(self.text_copies, text))
         else:
             self.sources = {"text": "features", "image": "vgg_features", **(hdf5_sources or {})}
@@ -314,7 +330,13 @@ class MMIMDbDataModule(FileDataModule):
         )
         text_reader = texts.__getitem__
         image_reader = PosterReader(
-            posters, self.poster["size"], self.poster["mode"], self.poster["mean"], self.poster["std"]
+            posters,
+            self.poster["size"],
+            self.poster["mode"],
+            self.poster["mean"],
+            self.poster["std"],
+            self.poster_dtype,
+            self._decoded_posters(split, ids, posters),
         )
         readers = {
             "text": text_reader,
@@ -322,6 +344,19 @@ class MMIMDbDataModule(FileDataModule):
             **{name: text_reader for name in self.text_copies},
         }
         return LazyDataset(ids, readers, np.stack(labels))
+
+    def _decoded_posters(self, split: str, ids: list[str], posters: list[Path | None]) -> np.ndarray | None:
+        """With ``poster_cache``: the split's posters decoded once (uint8 (N, 3, H, W), memory-mapped,
+        keyed by the split's ids and the poster settings like a feature-cache entry), else None."""
+        if self.poster_cache is None:
+            return None
+        preprocessing = {k: v for k, v in self.preprocessing("image").items() if k not in ("mean", "std")}
+        key = self.poster_cache.key(self.name, split, ids, "decoded posters", "", preprocessing)
+        batches = partial(
+            decoded_posters, posters, self.poster["size"], self.poster["mode"], self.num_workers,
+            f"decode mmimdb {split} posters",
+        )  # fmt: skip
+        return self.poster_cache.get_or_compute(key, batches, len(ids), dtype=np.uint8)
 
     # hdf5 -------------------------------------------------------------------------------------
     def _read_hdf5_layout(self) -> dict[str, Any]:
@@ -369,7 +404,9 @@ class MMIMDbDataModule(FileDataModule):
                 if len(f[key]) != n:
                     raise DataFormatError(f"{path}: {key!r} has {len(f[key])} rows, genres has {n}")
         self.modalities = {
-            m: ModalitySpec("image" if self.sources[m] == "images" else "vector", tuple(shapes[m]))
+            m: ModalitySpec("image", tuple(shapes[m]), self.poster_dtype)
+            if self.sources[m] == "images"
+            else ModalitySpec("vector", tuple(shapes[m]))
             for m in self.sources
         }
         layout = {
@@ -435,7 +472,7 @@ class MMIMDbDataModule(FileDataModule):
         readers = {m: RowReader(v[rows]) for m, v in vectors.items()}
         for m, source in self.sources.items():
             if m not in vectors:
-                readers[m] = H5RowReader(path, source, start + rows)
+                readers[m] = H5RowReader(path, source, start + rows, self.poster_dtype)
         return LazyDataset([ids[r] for r in rows], readers, labels[rows])
 
 
@@ -464,10 +501,11 @@ def _text(value: Any) -> str:
 
 
 class H5RowReader:
-    """Rows of a large hdf5 dataset (the posters) read on access; the file is opened once per process."""
+    """Rows of the hdf5's posters read on access, as uint8 or float32 in [0, 1] (``dtype``); the file
+    is opened once per process."""
 
-    def __init__(self, path: Path, key: str, rows: np.ndarray) -> None:
-        self.path, self.key, self.rows = path, key, rows
+    def __init__(self, path: Path, key: str, rows: np.ndarray, dtype: str = "float32") -> None:
+        self.path, self.key, self.rows, self.dtype = path, key, rows, dtype
         self._file: h5py.File | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -476,4 +514,5 @@ class H5RowReader:
     def __call__(self, row: int) -> np.ndarray:
         if self._file is None:
             self._file = h5py.File(self.path, "r")
-        return np.asarray(self._file[self.key][int(self.rows[row])], dtype=np.float32) / 255.0
+        pixels = np.asarray(self._file[self.key][int(self.rows[row])]).astype(np.uint8)  # 0-255 (checked)
+        return pixels if self.dtype == "uint8" else np.multiply(pixels, PIXEL_SCALE, dtype=np.float32)

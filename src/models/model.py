@@ -22,7 +22,7 @@ from src.models.fusion.build import build_fusion, split_fusion_config
 from src.models.fusion.moddrop import ModalityDropout
 from src.models.heads import HeadFactory
 from src.models.layers import masked_mean
-from src.spec import DatasetSpec
+from src.spec import DatasetSpec, unit_pixels
 from src.tasks import TaskLink
 
 
@@ -68,11 +68,11 @@ class MultimodalModel(nn.Module):
         return self.fuse(*self.encode(batch))
 
     def encode(self, batch: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Every modality's encoder output and mask (None for vectors)."""
+        """Every modality's encoder output and mask (None for vectors); uint8 pixels enter as [0, 1] floats."""
         features, masks = {}, {}
         for modality, encoder in self.encoders.items():
             features[modality], masks[modality] = encoder.encode(
-                batch[modality], batch.get(f"{modality}_mask")
+                unit_pixels(batch[modality]), batch.get(f"{modality}_mask")
             )
         return features, masks
 

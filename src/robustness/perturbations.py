@@ -42,6 +42,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from src.spec import unit_pixels
+
 #: the modality kinds a perturbation can admit (``audio``: a raw waveform, (B, L) or (B, C, L))
 KINDS: tuple[str, ...] = ("vector", "image", "sequence", "text", "audio")
 NUMERIC_KINDS: tuple[str, ...] = ("vector", "image", "sequence", "audio")
@@ -606,7 +608,7 @@ def perturb_batch(
     ctx = SampleContext(
         derive_seed(seed, perturbation.seed_key, modality), batch["index"], batch.get(mask_key), mean
     )
-    out = perturbation(batch[modality], level, ctx)
+    out = perturbation(unit_pixels(batch[modality]), level, ctx)  # uint8 pixels: as the model sees them
     result = {**batch, modality: out.value}
     if out.mask is not None and out.mask is not batch.get(mask_key):
         result[mask_key] = out.mask
@@ -622,7 +624,7 @@ class MeanAccumulator:
         self.count: torch.Tensor | float = 0.0
 
     def update(self, value: torch.Tensor, mask: torch.Tensor | None = None) -> None:
-        value = value.detach().to("cpu", torch.float64)
+        value = unit_pixels(value).detach().to("cpu", torch.float64)
         if mask is not None:
             weights = mask.detach().to("cpu", torch.float64).unsqueeze(-1)
             total, count = (value * weights).sum(dim=(0, 1)), weights.sum()

@@ -362,7 +362,11 @@ class TimmEncoder(Encoder):
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1) * scale, persistent=False)
         self.input_size = tuple(config["input_size"][1:]) if resize else None
         self.augment = _augment(augment)
-        self.out_dim = int(num_classes or self.backbone.num_features)
+        # the pooled features' width: head_hidden_size where a pre-logits block follows the conv stages
+        # (VGG16: fc6/fc7, 4096), else num_features
+        self.out_dim = int(
+            num_classes or getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features
+        )
         if trainable_stages >= 0:
             freeze(self.backbone)
         if trainable_stages > 0:
