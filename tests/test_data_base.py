@@ -47,3 +47,26 @@ def test_ragged_or_text_fields_fall_back_to_single_samples():
     )
     batch = collate_samples(ragged.__getitems__([0, 1]), sequence_keys=["audio"])
     assert batch["audio"].shape == (2, 4, 3) and batch["audio_mask"].sum(1).tolist() == [2, 4]
+
+
+def test_pin_memory_auto_pins_only_for_a_cuda_trainer():
+    """``data.pin_memory: auto`` (the default): page-locked batches when the trainer's device is a
+    GPU (asynchronous host-to-device copies), ordinary memory on CPU; true/false are kept as given."""
+    from types import SimpleNamespace
+
+    import pytest
+
+    from src.data.digits import DigitsDataModule
+
+    def on(device: str) -> SimpleNamespace:
+        return SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device(device)))
+
+    data = DigitsDataModule()
+    assert data._pins_memory() is False  # no trainer yet
+    data.trainer = on("cpu")
+    assert data._pins_memory() is False
+    data.trainer = on("cuda")
+    assert data._pins_memory() is True
+    assert DigitsDataModule(pin_memory=False)._pins_memory() is False
+    with pytest.raises(ValueError, match="data.pin_memory='yes'"):
+        DigitsDataModule(pin_memory="yes")

@@ -182,13 +182,15 @@ class FusionDataModule(LightningDataModule):
         batch_size: int = 64,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
-        pin_memory: bool = False,
+        pin_memory: bool | str = "auto",
         resident_mb: float = 0,
     ) -> None:
         super().__init__()
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
+        if pin_memory not in (True, False, "auto"):
+            raise ValueError(f"data.pin_memory={pin_memory!r}; expected true, false or auto")
         self.pin_memory = pin_memory
         self.resident_mb = resident_mb
         self._resident: dict[tuple[str, str], ResidentSplit] = {}
@@ -302,10 +304,18 @@ class FusionDataModule(LightningDataModule):
             batch_size=batch_size,
             sampler=sampler,
             num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
+            pin_memory=self._pins_memory(),
             persistent_workers=self.num_workers > 0,
             collate_fn=partial(collate_samples, sequence_keys=sequence_keys),
         )
+
+    def _pins_memory(self) -> bool:
+        """``pin_memory``; ``auto``: pinned batches when the trainer runs on a CUDA device (page-locked
+        host memory lets the copy to the GPU run asynchronously), not on CPU."""
+        if self.pin_memory != "auto":
+            return bool(self.pin_memory)
+        trainer = getattr(self, "trainer", None)
+        return trainer is not None and trainer.strategy.root_device.type == "cuda"
 
     def train_dataloader(self) -> DataLoader | ResidentLoader:
         if self.num_workers == 0:  # a new iterator per epoch: its creation is the first draw
