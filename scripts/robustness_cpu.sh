@@ -6,6 +6,8 @@
 # $RESULTS/robustness_<experiment>/ (table, gate tables, curves). A unimodal checkpoint is swept on
 # the modality it reads only (src.robustness's default).
 # Needs $REPRO_DIR (logs/reproduce) as `make reproduce-cpu` leaves it; runs go to $ROBUSTNESS_DIR.
+# ROBUSTNESS_RESUME=1 continues an interrupted run: checkpoints whose robustness.json is already under
+# $ROBUSTNESS_DIR/<experiment> are skipped, the others are swept into new lane folders beside them.
 set -euo pipefail
 
 PY=${PY:-.venv/bin/python}
@@ -17,17 +19,21 @@ EXPERIMENTS=${ROBUSTNESS_EXPERIMENTS:-centralnet2018_avmnist centralnet2018_mmni
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
 checkpoints() {  # checkpoints EXPERIMENT: the best checkpoint of every finished job of the given seeds
-    "$PY" - "$REPRO/$1" "$SEEDS" <<'EOF'
+    "$PY" - "$REPRO/$1" "$SEEDS" "$OUT/$1" "${ROBUSTNESS_RESUME:-}" <<'EOF'
+import json
 import sys
 from pathlib import Path
 
 import yaml
 
 root, seeds = Path(sys.argv[1]), {int(s) for s in sys.argv[2].split(",")}
+swept = set()
+if sys.argv[4]:  # ROBUSTNESS_RESUME: what an earlier run of this script already swept
+    swept = {json.loads(p.read_text())["meta"]["ckpt_path"] for p in Path(sys.argv[3]).glob("*/*/robustness.json")}
 for job in sorted(root.glob("*/*/metrics.json")):
     config = yaml.safe_load((job.parent / "config.yaml").read_text())
     best = sorted(job.parent.glob("checkpoints/epoch_*.ckpt"))
-    if config.get("seed") in seeds and best:
+    if config.get("seed") in seeds and best and str(best[-1]) not in swept:
         print(best[-1])
 EOF
 }
@@ -36,7 +42,10 @@ start=$(date +%s)
 mkdir -p "$OUT"
 for experiment in $EXPERIMENTS; do
     mapfile -t ckpts < <(checkpoints "$experiment")
-    if [[ ${#ckpts[@]} -eq 0 ]]; then
+    suffix=${ROBUSTNESS_RESUME:+_$(date +%Y%m%d%H%M%S)}
+    if [[ ${#ckpts[@]} -eq 0 && -n "${ROBUSTNESS_RESUME:-}" ]]; then
+        echo "$experiment: every checkpoint is already swept"
+    elif [[ ${#ckpts[@]} -eq 0 ]]; then
         echo "no finished $experiment jobs under $REPRO (run make reproduce-cpu first)" >&2
         exit 2
     fi
@@ -46,7 +55,7 @@ for experiment in $EXPERIMENTS; do
         if [[ $lane == a ]]; then part=("${ckpts[@]:0:half}"); else part=("${ckpts[@]:half}"); fi
         [[ ${#part[@]} -eq 0 ]] && continue
         (IFS=,; "$PY" -m src.robustness -m "ckpt_path=${part[*]}" robustness=quick \
-            "hydra.sweep.dir=$OUT/$experiment/lane_$lane" >"$OUT/$experiment.lane_$lane.log" 2>&1) &
+            "hydra.sweep.dir=$OUT/$experiment/lane_$lane$suffix" >"$OUT/$experiment.lane_$lane$suffix.log" 2>&1) &
         lanes+=($!)
     done
     status=0
