@@ -578,8 +578,8 @@ def synthetic_split(n: int, seed: int) -> dict[str, list[str]]:
     if n < len(SPLIT_ORDER):
         raise ValueError(f"--n {n}: need at least one movie per split")
     total = sum(OFFICIAL_SPLIT.values())
-    n_train = max(1, round(n * OFFICIAL_SPLIT["train"] / total))
-    n_dev = max(1, round(n * OFFICIAL_SPLIT["dev"] / total))
+    n_train = min(max(1, round(n * OFFICIAL_SPLIT["train"] / total)), n - 2)
+    n_dev = min(max(1, round(n * OFFICIAL_SPLIT["dev"] / total)), n - n_train - 1)
     ids = [f"{i:07d}" for i in np.random.default_rng(seed).choice(9_999_999, n, replace=False) + 1]
     return {"train": ids[:n_train], "dev": ids[n_train : n_train + n_dev], "test": ids[n_train + n_dev :]}
 
