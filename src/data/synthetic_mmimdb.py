@@ -106,6 +106,7 @@ POSTER_SMALL, POSTER_LARGE = (182, 268), (300, 450)
 POSTER_BYTES = (9_000, 36_000)
 HDF5_POSTER = (256, 160)  # (H, W) of the feature file's ``images``
 WORD_GRAM_BINS, THREE_GRAM_BINS, WORD_VECTOR_DIM, VGG_DIM = 1024, 512, 300, 4096
+WORD_VECTOR_STD = 0.15  # per component: a norm of about 0.15 * sqrt(300) = 2.6
 POOL = 16  # the VGG stand-in's input: the 256 x 160 poster average-pooled 16 x 16 -> 3 x 16 x 10
 #: movies per block of forked work (memory bound: a block's rows are at most ~150 MB) and rows per hdf5 write
 BLOCK_MOVIES, ROWS_PER_WRITE = 1024, 256
@@ -445,10 +446,10 @@ class FeatureRow(NamedTuple):
 
 @cache
 def word_vector(word: str) -> np.ndarray:
-    """The fixed random 300-d vector of a word (seeded by its crc32): the word2vec stand-in."""
-    return (0.1 * np.random.default_rng(zlib.crc32(word.encode())).standard_normal(WORD_VECTOR_DIM)).astype(
-        np.float32
-    )
+    """The fixed random 300-d vector of a word (seeded by its crc32), of norm about 2.6 like the
+    GoogleNews word2vec vectors': the word2vec stand-in."""
+    rng = np.random.default_rng(zlib.crc32(word.encode()))
+    return (WORD_VECTOR_STD * rng.standard_normal(WORD_VECTOR_DIM)).astype(np.float32)
 
 
 def log_tf(hashes: np.ndarray, bins: int) -> np.ndarray:
