@@ -20,10 +20,12 @@ EXTRACTION_COLUMNS = [
     "feature step posters/s",
     "forward posters/s",
     "feature step / forward",
-    "cache build s",
+    "poster cache build s",
+    "plot cache build s",
 ]
 EPOCH_COLUMNS = [
     "pipeline", "epochs", "start-up s", "first epoch s", "wall s", "peak PSS MB", "checkpoints", "checkpoint MB",
+    "checkpoints on disk MB",
 ]  # fmt: skip
 
 
