@@ -64,7 +64,7 @@ def numbers(table: str, title: str) -> dict[str, str]:
     return dict(zip(header, cells, strict=True))
 
 
-@pytest.mark.slow  # three subprocesses (the data check twice, one training run): ~2-3 min on 2 busy cores
+@pytest.mark.slow  # three subprocesses (the data check twice, one training run): 1.5-3 min on 2 cores
 def test_suite_on_tiny_data(tmp_path: Path) -> None:
     root = tmp_path / "mmimdb"
     generate(root, n=40, workers=0, progress=False)

@@ -179,8 +179,8 @@ def check_vs_decode(root: Path, workers: int) -> dict[str, Any]:
     for _ in ordered_map(_decode, paths, workers, "decode pass", chunksize=32):
         pass
     decode_s = time.perf_counter() - start
-    startup_s = run_module(["src.data.check"], ok_codes=(2,))
     check_s = run_module(["src.data.check", "data=mmimdb", f"data.root={root}", "--workers", str(workers)])
+    startup_s = run_module(["src.data.check"], ok_codes=(2,))  # after the check: both find warm caches
     return {
         "posters": len(paths),
         "workers": workers,
@@ -362,7 +362,8 @@ def render(tables: dict[str, list[dict[str, Any]]], data: str) -> str:
             "",
             to_markdown(tables["check"]),
             f"Check / decode: **{check['check / decode']}** (target <= {CHECK_TARGET}; "
-            f"{check['without start-up']} without the check's start-up).",
+            f"{check['without start-up']} without the check's start-up, its imports: one run each, and the "
+            "imports alone vary by seconds on busy cores).",
             "",
             "## Feature extraction (feature step vs the encoder's own forward pass)",
             "",
