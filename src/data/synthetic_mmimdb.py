@@ -23,8 +23,10 @@ Genres follow the per-genre frequencies of the GMU paper's Table 1 (Arevalo et a
 between genres from a few latent themes (a Gaussian copula: the marginals stay those of Table 1).
 Content depends on the genres, noisily and separately per modality, so models learn but cannot be
 perfect: a plot's genre words come from its label genres, each kept with probability 0.85, plus at
-times a genre the movie does not have; a poster's palette and motifs likewise (keep 0.6: the
-poster is the weaker modality, as in the paper's Table 2).
+times a genre the movie does not have; a poster's palette and motifs likewise (keep 0.6, meant as
+the weaker modality as in the paper's Table 2; yet clean shapes and colours are easy for a pretrained
+CNN: at n=600 a class-balanced logistic regression reaches macro-F1 0.31 on the frozen
+EfficientNet-Lite0 features, 0.29 on the GloVe mean, 0.35 on both, all-Drama 0.03).
 
 Every movie is a function of (seed, id) alone, so the files do not depend on ``--workers``: the
 movies are written (and the posters encoded) in ``--workers`` forked processes, in blocks, so that
