@@ -136,8 +136,9 @@ def plan_job(run_dir: Path, config_sha256: str) -> JobPlan:
     last = run_dir / LAST_CHECKPOINT
     if status != FAILED and last.is_file():
         # a kill between the epoch checkpoint and last.ckpt leaves the epoch one newer: resume from
-        # the newest (every checkpoint holds the full training state), as claim_run_dir requires
-        newest = max(last.parent.glob("*.ckpt"), key=lambda c: c.stat().st_mtime)
+        # the newest (every checkpoint holds the full training state), as claim_run_dir requires;
+        # last.ckpt first among equals (a hard link of the selected epoch has its mtime)
+        newest = max(last.parent.glob("*.ckpt"), key=lambda c: (c.stat().st_mtime, c.name == last.name))
         return JobPlan(
             INTERRUPTED, run_dir, f"interrupted ({status}); resuming from {newest}", resume_from=newest
         )
