@@ -69,6 +69,11 @@ def verify_images(paths: Sequence[Path], workers: int, desc: str = "posters") ->
     return list(ordered_map(_verify_message, paths, workers, desc, chunksize=64))
 
 
+def unit_floats(pixels: np.ndarray) -> np.ndarray:
+    """Pixel bytes as float32 in [0, 1]: the data side of :func:`src.spec.unit_pixels` (same factor)."""
+    return np.multiply(pixels, PIXEL_SCALE, dtype=np.float32)
+
+
 def decoded_posters(
     paths: Sequence[Path | None], size: Sequence[int], mode: str, workers: int, desc: str, rows: int = 256
 ) -> Iterator[np.ndarray]:
@@ -92,7 +97,8 @@ def _decode_or_blank(path: Path | None, size: Sequence[int], mode: str) -> np.nd
 
 class PosterReader:
     """``reader(row)``: the row's poster as (3, H, W), float32 in [0, 1] (optionally standardised
-    with ``mean``/``std``) or, with ``dtype="uint8"``, its bytes; rows without a poster read as zeros
+    with ``mean``/``std``) or, with ``dtype="uint8"``, its bytes (the DataModule refuses uint8 with
+    mean/std); rows without a poster read as zeros
     (``blank``). With ``decoded`` (the decoded-poster cache's rows), nothing is decoded again."""
 
     def __init__(
@@ -105,10 +111,6 @@ class PosterReader:
         dtype: str = "float32",
         decoded: np.ndarray | None = None,
     ) -> None:
-        if dtype not in ("float32", "uint8"):
-            raise ValueError(f"poster dtype {dtype!r}; expected float32 or uint8")
-        if dtype == "uint8" and (mean is not None or std is not None):
-            raise ValueError("uint8 posters are not standardised: mean/std need the float32 dtype")
         self.paths = list(paths)
         self.size = [int(s) for s in size]
         self.mode = mode
@@ -126,7 +128,7 @@ class PosterReader:
             pixels = decode_image(self.paths[row], self.size, self.mode)
         if self.dtype == "uint8":
             return pixels
-        x = np.multiply(pixels, PIXEL_SCALE, dtype=np.float32)
+        x = unit_floats(pixels)
         if self.mean is not None:
             x = (x - self.mean) / self.std
         return x

@@ -31,7 +31,7 @@ import numpy as np
 from src.data.base import DatasetNotFoundError, SampleDataset, stratified_split
 from src.data.feature_cache import FeatureCache
 from src.data.files import FileDataModule
-from src.data.images import PosterReader, decoded_posters, verify_images
+from src.data.images import PosterReader, decoded_posters, unit_floats, verify_images
 from src.data.lazy import LazyDataset, RowReader
 from src.data.validate import (
     BINARY,
@@ -42,7 +42,7 @@ from src.data.validate import (
     label_problems,
 )
 from src.errors import ConfigError, DataFormatError
-from src.spec import PIXEL_SCALE, ModalitySpec
+from src.spec import ModalitySpec
 from src.tasks import MULTILABEL
 
 log = logging.getLogger("mmfusion")
@@ -515,4 +515,4 @@ class H5RowReader:
         if self._file is None:
             self._file = h5py.File(self.path, "r")
         pixels = np.asarray(self._file[self.key][int(self.rows[row])]).astype(np.uint8)  # 0-255 (checked)
-        return pixels if self.dtype == "uint8" else np.multiply(pixels, PIXEL_SCALE, dtype=np.float32)
+        return pixels if self.dtype == "uint8" else unit_floats(pixels)

@@ -101,16 +101,23 @@ def trim_csv_rows(path: Path, last_epoch: int) -> int:
     return len(rows) - len(kept)
 
 
+def newest_checkpoint(folder: Path) -> Path | None:
+    """The newest ``*.ckpt`` of ``folder`` by mtime, ``last.ckpt`` first among equals (it can be a hard
+    link of the selected epoch's file, src.callbacks.SelectedCheckpoint); None when there is none. A
+    kill between the epoch checkpoint and ``last.ckpt`` leaves the epoch one newer."""
+    checkpoints = list(folder.glob("*.ckpt"))
+    if not checkpoints:
+        return None
+    return max(checkpoints, key=lambda c: (c.stat().st_mtime, c.name == "last.ckpt"))
+
+
 def _prepare_resume(path: Path, resume_from: Path, resume_epoch: int | None, ignore: Iterable[str]) -> None:
-    checkpoints = sorted((path / "checkpoints").glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
-    # last.ckpt can be a hard link of the selected epoch's file (src.callbacks.SelectedCheckpoint):
-    # one file under two names, either of which is the newest
-    newest = [c for c in checkpoints if c.stat().st_mtime == checkpoints[-1].stat().st_mtime]
-    if checkpoints and not any(c.samefile(resume_from) for c in newest):
+    newest = newest_checkpoint(path / "checkpoints")
+    if newest is not None and not newest.samefile(resume_from):  # a hard-linked twin is the same file
         raise RunDirError(
-            f"ckpt_path={resume_from} is not the newest checkpoint of {path} ({checkpoints[-1].name} is): "
+            f"ckpt_path={resume_from} is not the newest checkpoint of {path} ({newest.name} is): "
             "resuming from it in place would mix it with later epochs; resume from "
-            f"{checkpoints[-1]} or give the resumed run another hydra.run.dir"
+            f"{newest} or give the resumed run another hydra.run.dir"
         )
     stale = [p for p in _entries(path, ignore) if p.name not in CONTINUED_ON_RESUME]
     if stale:

@@ -53,6 +53,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from src.errors import ConfigError
 from src.utils.provenance import COMPLETED, FAILED, read_provenance
+from src.utils.run_dir import newest_checkpoint
 
 log = logging.getLogger("mmfusion")
 
@@ -135,10 +136,7 @@ def plan_job(run_dir: Path, config_sha256: str) -> JobPlan:
         return JobPlan(COMPLETE, run_dir, "finished with the same configuration")
     last = run_dir / LAST_CHECKPOINT
     if status != FAILED and last.is_file():
-        # a kill between the epoch checkpoint and last.ckpt leaves the epoch one newer: resume from
-        # the newest (every checkpoint holds the full training state), as claim_run_dir requires;
-        # last.ckpt first among equals (a hard link of the selected epoch has its mtime)
-        newest = max(last.parent.glob("*.ckpt"), key=lambda c: (c.stat().st_mtime, c.name == last.name))
+        newest = newest_checkpoint(last.parent)  # every checkpoint holds the full training state
         return JobPlan(
             INTERRUPTED, run_dir, f"interrupted ({status}); resuming from {newest}", resume_from=newest
         )
