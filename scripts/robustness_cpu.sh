@@ -3,8 +3,8 @@
 # every finished job of CentralNet Table 4 (avMNIST) and Table 2 (mmnist) whose training seed is in
 # $ROBUSTNESS_SEEDS, through `python -m src.robustness -m ckpt_path=... robustness=quick`, in two lanes
 # of one-thread processes; then `python -m src.report --robustness` over both lanes writes
-# $RESULTS/robustness_<experiment>/ (table, gate tables, curves). A unimodal checkpoint is swept on
-# the modality it reads only (src.robustness's default).
+# $RESULTS/robustness_<experiment>/ (table, gate tables, curves). A checkpoint is swept on the
+# modalities its model reads only (src.robustness's default: Fusion.reads).
 # Needs $REPRO_DIR (logs/reproduce) as `make reproduce-cpu` leaves it; runs go to $ROBUSTNESS_DIR.
 # ROBUSTNESS_RESUME=1 continues an interrupted run: checkpoints whose robustness.json is already under
 # $ROBUSTNESS_DIR/<experiment> are skipped, the others are swept into new lane folders beside them.

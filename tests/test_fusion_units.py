@@ -182,6 +182,10 @@ def test_ensemble_of_whole_networks_on_one_input():
     assert torch.allclose(out.logits.softmax(-1), torch.stack(members).softmax(-1).mean(0), atol=1e-6)
     assert all(torch.allclose(out.aux_logits[k], h) for k, h in zip(fusion.keys, members, strict=True))
     assert torch.equal(fusion({**x, "view1": torch.randn(5, 16)}).logits, out.logits)  # view1 unused
+    assert fusion.reads == ["original"]
+    fused = predictor(EnsembleFusion, {"a": 2, "b": 2, "c": 2}, 2, task="multiclass", members=["c", "fused"])
+    assert fused.reads == ["a", "b", "c"]
+    assert predictor(EnsembleFusion, {"a": 2, "b": 2, "c": 2}, 2, members=["c", "a"]).reads == ["a", "c"]
     with pytest.raises(ValueError, match="'fused' has none"):
         predictor(
             EnsembleFusion, {"a": 2, "b": 2}, 2, task="multiclass", members=["a", "fused"], networks=networks
@@ -382,9 +386,10 @@ def test_gradient_reaches_every_branch(method):
     out = fusion.fuse(x)
     loss = out.logits.sum() + sum(v.sum() for v in out.aux_logits.values())
     loss.backward()
-    used = ["a"] if method == "unimodal" else list(dims)
-    for m in used:
-        assert x[m].grad is not None and x[m].grad.abs().sum() > 0, f"{method}: no gradient to {m}"
+    assert fusion.fusion.reads == (["a"] if method == "unimodal" else list(dims))
+    for m in dims:
+        reached = x[m].grad is not None and bool(x[m].grad.abs().sum() > 0)
+        assert reached == (m in fusion.fusion.reads), f"{method}: gradient to {m} but reads {fusion.fusion.reads}"
     for name, param in fusion.named_parameters():
         assert param.grad is not None and param.grad.abs().sum() > 0, f"{method}: no gradient to {name}"
 

@@ -60,8 +60,13 @@ def resolve_device(name: str) -> torch.device:
         raise ConfigError(f"device={name!r}: expected auto, cpu or cuda[:N] ({err})") from None
 
 
+def modality_kinds(hparams: dict[str, Any]) -> dict[str, str]:
+    return {m: str(spec["kind"]) for m, spec in hparams["modalities"].items()}
+
+
 def checkpoint_plan(ckpt_path: Path, robustness: Any) -> tuple[dict[str, Any], SweepPlan]:
-    """The verified checkpoint's hyper-parameters and the sweep plan resolved against its modalities."""
+    """The verified checkpoint's hyper-parameters and the sweep plan resolved against all its
+    modalities (checked before any work; :func:`model_plan` then leaves out what the model ignores)."""
     checkpoint, _ = read_checkpoint(ckpt_path, CHECKPOINT_RUN_CONFIG_KEY)
     hparams = checkpoint.get("hyper_parameters") or {}
     modalities = hparams.get("modalities")
@@ -69,11 +74,15 @@ def checkpoint_plan(ckpt_path: Path, robustness: Any) -> tuple[dict[str, Any], S
         raise CheckpointError(
             f"{ckpt_path}: its hyper_parameters name no modalities/task (not written by src.train)"
         )
-    kinds = {m: str(spec["kind"]) for m, spec in modalities.items()}
-    fusion = hparams.get("fusion") or {}
-    read = fusion.get("modality") if str(fusion.get("_target_", "")).endswith(".UnimodalFusion") else None
-    unread = {m: f"the unimodal model reads only {read}" for m in kinds if read and m != read}
-    return hparams, plan_sweep(robustness, kinds, unread)
+    return hparams, plan_sweep(robustness, modality_kinds(hparams))
+
+
+def model_plan(robustness: Any, hparams: dict[str, Any], fusion: Any) -> SweepPlan:
+    """The sweep plan without the modalities ``fusion`` does not read (``Fusion.reads``: a unimodal
+    baseline's other modalities, the inputs no ensemble member sees), whose curves would be flat."""
+    reads = list(fusion.reads)
+    unread = {m: f"{type(fusion).__name__} reads only {reads}" for m in modality_kinds(hparams) if m not in reads}
+    return plan_sweep(robustness, modality_kinds(hparams), unread)
 
 
 def describe_run(run_config: dict[str, Any], hparams: dict[str, Any]) -> dict[str, Any]:
@@ -152,20 +161,21 @@ def robustness(cfg: DictConfig) -> dict[str, float]:
     started = time.perf_counter()
     ckpt_path = Path(cfg.ckpt_path)
     device = resolve_device(str(cfg.device))
-    hparams, plan = checkpoint_plan(ckpt_path, cfg.robustness)
+    hparams, _ = checkpoint_plan(ckpt_path, cfg.robustness)
     task = hparams["task"]
     metric = DEFAULT_MONITOR[task][0].replace("val/", "test/") if cfg.metric == "auto" else str(cfg.metric)
-    log.info(
-        "%s: %d curves x %d seeds, %d test passes%s",
-        ckpt_path,
-        len(plan.items),
-        len(plan.seeds),
-        n_evaluations(plan),
-        f"; not swept: {plan.not_swept}" if plan.not_swept else "",
-    )
     output_dir = Path(cfg.paths.output_dir)
     with claim_run_dir(output_dir, overwrite=bool(cfg.overwrite_run_dir), ignore=hydra_job_entries()):
         run_config, datamodule, model = load_checkpoint_run(ckpt_path, cfg.data, map_location=str(device))
+        plan = model_plan(cfg.robustness, hparams, model.fusion)
+        log.info(
+            "%s: %d curves x %d seeds, %d test passes%s",
+            ckpt_path,
+            len(plan.items),
+            len(plan.seeds),
+            n_evaluations(plan),
+            f"; not swept: {plan.not_swept}" if plan.not_swept else "",
+        )
         model.to(device)
         datamodule.setup("test")
         precomputed = sorted(

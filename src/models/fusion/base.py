@@ -111,6 +111,12 @@ class Fusion(nn.Module):
         self.modalities: list[str] = order
         self.input_dims = dict(inputs.dims)
 
+    @property
+    def reads(self) -> list[str]:
+        """The modalities whose features reach the output, in dataset order (all, unless overridden):
+        ``src.robustness`` does not sweep the others, whose curves would be flat by construction."""
+        return list(self.modalities)
+
     def interpretation(self) -> dict[str, Any]:
         """Learned, sample-independent quantities worth reporting (e.g. CentralNet alphas)."""
         return {}

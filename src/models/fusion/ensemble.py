@@ -71,6 +71,13 @@ class EnsembleFusion(Predictor):
         self.networks = networks is not None
         self.aux_losses = aux_losses
 
+    @property
+    def reads(self) -> list[str]:
+        """The members' modalities (every modality when one member is ``fused``)."""
+        if FUSED in self.members:
+            return list(self.modalities)
+        return [m for m in self.modalities if m in self.members]
+
     def member_logits(self, key: str, name: str, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
         if name == FUSED:
             return self.classifiers[key](torch.cat([features[m] for m in self.modalities], dim=-1))

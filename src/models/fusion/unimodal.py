@@ -28,5 +28,9 @@ class UnimodalFusion(Predictor):
         self.modality = modality
         self.head = make_head(self.input_dims[modality])
 
+    @property
+    def reads(self) -> list[str]:
+        return [self.modality]
+
     def forward(self, features, masks=None) -> FusionOutput:
         return FusionOutput(logits=self.head(features[self.modality]))
