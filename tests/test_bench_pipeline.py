@@ -85,3 +85,13 @@ def test_suite_on_tiny_data(tmp_path: Path) -> None:
     assert check["posters"] == "40" and extraction["posters"] == "40"
     assert epochs["pipeline"] == "hdf5" and epochs["epochs"] == "1" and epochs["later epochs s"] == "-"
     assert 0 <= float(epochs["test f1_macro"]) <= 1
+
+
+def test_keep_refuses_a_folder_that_is_not_empty(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from src.bench.pipeline import main
+
+    (tmp_path / "old.log").write_text("an earlier run")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--root", str(tmp_path), "--keep", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert f"--keep {tmp_path}: expected a new or empty folder" in capsys.readouterr().err

@@ -395,13 +395,22 @@ def main(argv: list[str]) -> int:
         "--pipelines", default=",".join(PIPELINES), help="comma-separated, of " + ", ".join(PIPELINES)
     )
     parser.add_argument("--out", type=Path, default=Path("bench_out/pipeline.md"))
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="a new folder for the runs, their logs and the feature cache, kept (default: a temporary one); "
+        "e.g. to train on the full-size data with features.cache_dir=KEEP/feature_cache afterwards",
+    )
     args = parser.parse_args(argv)
     pipelines = args.pipelines.split(",")
     unknown = sorted(set(pipelines) - set(PIPELINES))
     if unknown:
         parser.error(f"--pipelines: unknown {unknown}; expected some of {list(PIPELINES)}")
+    if args.keep is not None and args.keep.exists() and any(args.keep.iterdir()):
+        parser.error(f"--keep {args.keep}: expected a new or empty folder")
     with tempfile.TemporaryDirectory(prefix="bench_pipeline_") as tmp:
-        scratch = Path(tmp)
+        scratch = Path(tmp) if args.keep is None else args.keep.resolve()
+        scratch.mkdir(parents=True, exist_ok=True)
         if args.root is None:
             summary = generate(scratch / "mmimdb", n=args.n, workers=args.workers)
             root = scratch / "mmimdb"
