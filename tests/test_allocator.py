@@ -39,7 +39,8 @@ def page_faults(policy: str) -> int:
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the policy is glibc's mallopt")
 def test_reuse_keeps_large_blocks_mapped() -> None:
-    huge_pages = 9 * (64 << 20) // (2 << 20)  # the fewest faults of 9 fresh mappings (numpy asks for 2 MB pages)
+    # the fewest faults of 9 fresh mappings: one per 2 MB page (numpy asks for huge pages)
+    huge_pages = 9 * (64 << 20) // (2 << 20)
     assert page_faults("system") >= huge_pages
     assert page_faults("reuse") < 0.1 * huge_pages
 

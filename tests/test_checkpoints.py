@@ -11,7 +11,7 @@ import torch
 from src.callbacks import CHECKPOINT_RUN_CONFIG_KEY
 from src.errors import CheckpointError
 from src.train import train
-from src.utils.checkpoints import read_checkpoint, sidecar_path
+from src.utils.checkpoints import read_checkpoint, sidecar_path, upgrade_fusion_config
 from tests.helpers import compose_train, run_cli
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -141,6 +141,38 @@ def _old_key(key: str, layout: str, fusion: dict) -> str:
     if fusion is FGMU and key.startswith("model.fusion.gmu."):  # FGMUFusion's unit was ``fgmu``
         key = "model.fusion.fgmu." + key.removeprefix("model.fusion.gmu.")
     return key.removeprefix("model.") if layout == "main" else key
+
+
+def test_the_old_moddrop_wrapper_config_builds_todays_moddrop(tmp_path: Path):
+    """6bb1695's ``fusion=moddrop`` hyper-parameters (the CentralNet tables' ModDrop checkpoints of
+    make reproduce-cpu): a ModDropFusion wrapper with ``p`` and ``inner``; today the inner fusion with
+    ``moddrop_p``, and the checkpoint saves that form."""
+    old = {
+        "_target_": "src.models.fusion.moddrop.ModDropFusion",
+        "p": 0.25,
+        "inner": {"_target_": "src.models.fusion.concat.ConcatFusion"},
+        "modality_order": None,
+    }
+    assert upgrade_fusion_config(old) == MODDROP
+    assert upgrade_fusion_config({**old, "modality_order": ["b", "a"]})["modality_order"] == ["b", "a"]
+    assert upgrade_fusion_config(GMU) == GMU
+    upgraded, today = _module(0, old), _module(0, MODDROP)
+    assert upgraded.hparams.fusion == MODDROP and upgraded.model.modality_dropout.p == 0.25
+    batch = {"a": torch.randn(2, 4), "b": torch.randn(2, 5)}
+    upgraded.eval(), today.eval()
+    assert torch.equal(upgraded(batch).logits, today(batch).logits)
+    path = tmp_path / "old.ckpt"  # the allow-list sees today's form, not the class that is gone
+    run_config = {"fusion": old, "model": {"fusion": old}}
+    stored = {"state_dict": {}, "hyper_parameters": {"fusion": old}, CHECKPOINT_RUN_CONFIG_KEY: run_config}
+    torch.save(stored, path)
+    checkpoint, _ = read_checkpoint(path, CHECKPOINT_RUN_CONFIG_KEY)
+    run_config = checkpoint[CHECKPOINT_RUN_CONFIG_KEY]
+    assert (
+        checkpoint["hyper_parameters"]["fusion"]
+        == run_config["fusion"]
+        == run_config["model"]["fusion"]
+        == MODDROP
+    )
 
 
 @pytest.mark.parametrize("layout", ["main", "integrate"])

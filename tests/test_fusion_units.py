@@ -389,7 +389,9 @@ def test_gradient_reaches_every_branch(method):
     assert fusion.fusion.reads == (["a"] if method == "unimodal" else list(dims))
     for m in dims:
         reached = x[m].grad is not None and bool(x[m].grad.abs().sum() > 0)
-        assert reached == (m in fusion.fusion.reads), f"{method}: gradient to {m} but reads {fusion.fusion.reads}"
+        assert reached == (m in fusion.fusion.reads), (
+            f"{method}: gradient to {m} but reads {fusion.fusion.reads}"
+        )
     for name, param in fusion.named_parameters():
         assert param.grad is not None and param.grad.abs().sum() > 0, f"{method}: no gradient to {name}"
 

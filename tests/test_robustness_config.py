@@ -88,7 +88,6 @@ def test_a_modality_the_model_does_not_read_is_listed_unless_requested():
     assert {item.modality for item in asked.items} == {"audio"} and asked.not_swept == {}
 
 
-
 def test_an_ensemble_of_the_original_images_is_not_swept_on_the_views():
     """CentralNet's "Ensemble 2/3 classifiers" (Table 2) read only ``original``: the plan asks the model."""
     from src.models.fusion.ensemble import EnsembleFusion
@@ -103,6 +102,7 @@ def test_an_ensemble_of_the_original_images_is_not_swept_on_the_views():
     assert plan.not_swept == {m: "EnsembleFusion reads only ['original']" for m in ("view1", "view2")}
     every = model_plan(compose_robustness("+robustness=quick"), hparams, predictor(EnsembleFusion, dims, 2))
     assert {item.modality for item in every.items} == set(dims) and every.not_swept == {}
+
 
 GOOD = {"modalities": None, "seeds": [0, 1], "perturbations": {"image": {"blur": [0, 1.0]}}}
 

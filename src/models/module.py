@@ -35,6 +35,7 @@ from src.models.model import build_model
 from src.spec import DatasetSpec, ModalitySpec
 from src.tasks import MULTILABEL, REGRESSION, TaskLink
 from src.thresholds import threshold_grid, tune_thresholds
+from src.utils.checkpoints import upgrade_fusion_config
 
 #: the checkpoint entry naming the frozen pretrained encoders whose weights it references instead of
 #: storing them: {modality: {"sha256": state digest, "provenance": the encoder's provenance}}
@@ -107,6 +108,7 @@ class FusionClassifier(LightningModule):
         channels_last: bool = False,
     ) -> None:
         super().__init__()
+        fusion = upgrade_fusion_config(fusion)  # before it is saved: a resumed old run saves today's form
         self.save_hyperparameters(logger=False)
         self._compile = compile_options(compile)  # a bad setting fails here, before training
         spec = DatasetSpec(

@@ -81,7 +81,9 @@ def model_plan(robustness: Any, hparams: dict[str, Any], fusion: Any) -> SweepPl
     """The sweep plan without the modalities ``fusion`` does not read (``Fusion.reads``: a unimodal
     baseline's other modalities, the inputs no ensemble member sees), whose curves would be flat."""
     reads = list(fusion.reads)
-    unread = {m: f"{type(fusion).__name__} reads only {reads}" for m in modality_kinds(hparams) if m not in reads}
+    unread = {
+        m: f"{type(fusion).__name__} reads only {reads}" for m in modality_kinds(hparams) if m not in reads
+    }
     return plan_sweep(robustness, modality_kinds(hparams), unread)
 
 

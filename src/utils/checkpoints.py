@@ -176,6 +176,36 @@ def _reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}"[:300]
 
 
+#: the fusion ``_target_`` of ModDrop before it became :class:`src.models.fusion.moddrop.ModalityDropout`
+#: (a58f5df): a wrapper with its probability ``p`` and its ``inner`` fusion config
+OLD_MODDROP_TARGET = "src.models.fusion.moddrop.ModDropFusion"
+
+
+def upgrade_fusion_config(fusion: Mapping[str, Any]) -> dict[str, Any]:
+    """A checkpoint's ``fusion`` hyper-parameters in today's form: the old ModDrop wrapper
+    ``{_target_: ModDropFusion, p, inner, modality_order}`` is its ``inner`` fusion with
+    ``moddrop_p: p`` (whose weights :data:`MOVED_PREFIXES` renames); anything else is unchanged."""
+    fusion = dict(fusion)
+    if fusion.get("_target_") != OLD_MODDROP_TARGET:
+        return fusion
+    inner = dict(fusion.get("inner") or {"_target_": "src.models.fusion.concat.ConcatFusion"})
+    if fusion.get("modality_order") is not None:
+        inner["modality_order"] = fusion["modality_order"]
+    return {**inner, "moddrop_p": fusion.get("p", 0.0)}
+
+
+def upgrade_fusion_configs(tree: Any) -> Any:
+    """``tree`` with :func:`upgrade_fusion_config` applied to every mapping that names the old ModDrop
+    (a run config holds the fusion twice: ``fusion`` and ``model.fusion``)."""
+    if isinstance(tree, Mapping):
+        if tree.get("_target_") == OLD_MODDROP_TARGET:
+            return upgrade_fusion_configs(upgrade_fusion_config(tree))
+        return {name: upgrade_fusion_configs(value) for name, value in tree.items()}
+    if isinstance(tree, list | tuple):
+        return type(tree)(upgrade_fusion_configs(value) for value in tree)
+    return tree
+
+
 def read_checkpoint(path: Path, run_config_key: str) -> tuple[dict[str, Any], bytes]:
     """The verified checkpoint at ``path`` and its bytes (see the module docstring)."""
     if not path.is_file():
@@ -188,6 +218,7 @@ def read_checkpoint(path: Path, run_config_key: str) -> tuple[dict[str, Any], by
         raise CheckpointError(f"{path}: cannot be read as a checkpoint ({_reason(err)})") from err
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(f"{path}: not a Lightning checkpoint (no 'state_dict')")
-    check_targets(checkpoint.get("hyper_parameters"), str(path), "hyper_parameters")
-    check_targets(checkpoint.get(run_config_key), str(path), run_config_key)
+    for key in ("hyper_parameters", run_config_key):  # earlier layouts' configs, then the allow-list
+        checkpoint[key] = upgrade_fusion_configs(checkpoint.get(key))
+        check_targets(checkpoint[key], str(path), key)
     return checkpoint, data
