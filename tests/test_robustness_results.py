@@ -197,3 +197,29 @@ def test_gate_rows_write_as_csv(tmp_path: Path):
     with open(write_csv_rows(tmp_path / "gates.csv", rows)) as handle:
         back = list(csv.DictReader(handle))
     assert len(back) == 4 and back[0]["class"] == "all" and float(back[0]["image"]) == pytest.approx(0.55)
+
+
+def test_a_method_keeps_its_colour_in_every_panel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Before: colours followed each panel's line order, and only the last panel had a legend, so a
+    unimodal row present in one panel shifted every colour of the other (the avMNIST curves)."""
+    import src.robustness.report as report
+
+    figures = []
+    monkeypatch.setattr(report, "save_figure", lambda fig, path: figures.append(fig) or path)
+    row = {"perturbation": "missing_zeros", "levels": [0.0, 0.5, 1.0], "curve_std": [0.0] * 3, "n": 1}
+    table = [
+        {**row, "method": "image_only", "modality": "image", "curve": [0.6, 0.3, 0.1]},
+        {**row, "method": "gmu", "modality": "image", "curve": [0.9, 0.8, 0.7]},
+        {**row, "method": "gmu", "modality": "audio", "curve": [0.9, 0.6, 0.4]},
+        {**row, "method": "audio_only", "modality": "audio", "curve": [0.8, 0.5, 0.1]},
+    ]
+    report.plot_methods(tmp_path, table, "test/acc")
+    (figure,) = figures
+    colours = {}
+    for ax in figure.axes:
+        assert ax.get_legend() is not None
+        for curve in ax.containers:  # one errorbar container per method: its data line has the colour
+            colours.setdefault(curve.get_label(), set()).add(curve.lines[0].get_color())
+    assert set(colours) == {"image_only", "gmu", "audio_only"}
+    assert all(len(c) == 1 for c in colours.values())
+    assert len({next(iter(c)) for c in colours.values()}) == 3

@@ -295,12 +295,16 @@ def gate_markdown(gates: Sequence[dict[str, Any]]) -> list[str]:
 
 def plot_methods(out: Path, table: Sequence[dict[str, Any]], metric: str) -> list[Path]:
     """``curves_<perturbation>.png``: one panel per perturbed modality, one line per method (mean +- std
-    over its checkpoints)."""
+    over its checkpoints). A method has one colour in every panel and figure, and every panel has its
+    own legend (the panels of one figure need not hold the same methods: a unimodal row is in one)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    methods = list(dict.fromkeys(r["method"] for r in table))
+    palette = plt.get_cmap("tab10" if len(methods) <= 10 else "tab20")
+    colour = {m: palette(i % palette.N) for i, m in enumerate(methods)}
     paths = []
     for perturbation in dict.fromkeys(r["perturbation"] for r in table):
         rows = [r for r in table if r["perturbation"] == perturbation]
@@ -315,6 +319,7 @@ def plot_methods(out: Path, table: Sequence[dict[str, Any]], metric: str) -> lis
                     yerr=r["curve_std"] if r["n"] > 1 else None,
                     marker="o",
                     capsize=2,
+                    color=colour[r["method"]],
                     label=r["method"],
                 )
             ax.set_xticklabels([level_label(perturbation, v) for v in rows[0]["levels"]])
@@ -322,7 +327,7 @@ def plot_methods(out: Path, table: Sequence[dict[str, Any]], metric: str) -> lis
             ax.set_xlabel(PERTURBATIONS[perturbation].unit if perturbation in PERTURBATIONS else "level")
             ax.set_ylabel(metric)
             ax.grid(alpha=0.3)
-        axes[0][-1].legend(fontsize="x-small", loc="best")
+            ax.legend(fontsize="x-small", loc="best")
         paths.append(save_figure(fig, out / f"curves_{perturbation}.png"))
     return paths
 
