@@ -181,11 +181,10 @@ def _reason(error: BaseException) -> str:
 OLD_MODDROP_TARGET = "src.models.fusion.moddrop.ModDropFusion"
 
 
-def upgrade_fusion_config(fusion: Mapping[str, Any]) -> dict[str, Any]:
+def upgrade_fusion_config(fusion: Mapping[str, Any]) -> Mapping[str, Any]:
     """A checkpoint's ``fusion`` hyper-parameters in today's form: the old ModDrop wrapper
     ``{_target_: ModDropFusion, p, inner, modality_order}`` is its ``inner`` fusion with
-    ``moddrop_p: p`` (whose weights :data:`MOVED_PREFIXES` renames); anything else is unchanged."""
-    fusion = dict(fusion)
+    ``moddrop_p: p`` (its weights: ``src.models.module.MOVED_PREFIXES``); anything else is returned as it is."""
     if fusion.get("_target_") != OLD_MODDROP_TARGET:
         return fusion
     inner = dict(fusion.get("inner") or {"_target_": "src.models.fusion.concat.ConcatFusion"})
