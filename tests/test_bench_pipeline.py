@@ -4,12 +4,12 @@ suite end to end on a tiny synthetic MM-IMDb."""
 from __future__ import annotations
 
 import math
+import mmap
 import os
 import subprocess
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from src.bench.pipeline import PssSampler, process_tree, pss_bytes, read_epoch_times, render, run_suite
@@ -32,11 +32,14 @@ EPOCH_COLUMNS = [
 def test_pss_sampler_sees_this_process_grow() -> None:
     with PssSampler(os.getpid(), interval=0.05) as sampler:
         baseline = sampler.sample()
-        block = np.ones(64 << 20, dtype=np.uint8)  # 64 MB, every page written
+        # 64 MB of fresh pages, every one written: an anonymous mapping, since malloc may hand back
+        # heap pages this process already holds (src/utils/allocator.py keeps freed memory)
+        block = mmap.mmap(-1, 64 << 20)
+        block.write(b"\1" * (64 << 20))
         time.sleep(0.2)
     assert baseline > 0 and pss_bytes(os.getpid()) > 0
     assert sampler.peak_bytes >= baseline + 50e6
-    del block
+    block.close()
     assert pss_bytes(2**22 + 12345) == 0  # no such process
 
 
