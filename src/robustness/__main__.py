@@ -80,11 +80,9 @@ def checkpoint_plan(ckpt_path: Path, robustness: Any) -> tuple[dict[str, Any], S
 def model_plan(robustness: Any, hparams: dict[str, Any], fusion: Any) -> SweepPlan:
     """The sweep plan without the modalities ``fusion`` does not read (``Fusion.reads``: a unimodal
     baseline's other modalities, the inputs no ensemble member sees), whose curves would be flat."""
-    reads = list(fusion.reads)
-    unread = {
-        m: f"{type(fusion).__name__} reads only {reads}" for m in modality_kinds(hparams) if m not in reads
-    }
-    return plan_sweep(robustness, modality_kinds(hparams), unread)
+    reads, kinds = list(fusion.reads), modality_kinds(hparams)
+    unread = {m: f"{type(fusion).__name__} reads only {reads}" for m in kinds if m not in reads}
+    return plan_sweep(robustness, kinds, unread)
 
 
 def describe_run(run_config: dict[str, Any], hparams: dict[str, Any]) -> dict[str, Any]:
